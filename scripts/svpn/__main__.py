@@ -1,0 +1,5 @@
+import sys
+
+from svpn.cli import main
+
+sys.exit(main())

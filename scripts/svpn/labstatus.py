@@ -1,0 +1,91 @@
+"""Who is connected in the lab: read through each host's own vici socket (no stand-ins)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+from contextlib import closing
+from dataclasses import dataclass
+from typing import Any
+
+import vici
+
+from svpn.labtopo import Lab, LabHost
+
+
+@dataclass(frozen=True)
+class ClientStatus:
+    host: str
+    user: str
+    state: str
+    virtual_ip: str
+    node: str
+    app_reachable: bool
+    app_reply: str
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, list):
+        return ",".join(_text(v) for v in value)
+    return str(value)
+
+
+def list_sas(container: str) -> list[dict[str, Any]]:
+    """IKE SAs of the charon inside *container*, through its vici socket seen from the host."""
+    pid = subprocess.run(
+        ["docker", "inspect", "-f", "{{.State.Pid}}", container], capture_output=True, text=True
+    ).stdout.strip()
+    if not pid or pid == "0":
+        return []
+    path = f"/proc/{pid}/root/run/charon.vici"
+    sock = socket.socket(socket.AF_UNIX)
+    try:
+        sock.connect(path)
+    except OSError:
+        sock.close()
+        return []
+    with closing(sock):
+        sas = []
+        for entry in vici.Session(sock).list_sas():
+            for name, sa in entry.items():
+                sas.append({"name": name, **{k: _text(v) for k, v in sa.items() if k != "child-sas"}})
+                sas[-1]["children"] = len(sa.get("child-sas", {}))
+        return sas
+
+
+def _probe_app(client: LabHost, url: str) -> str:
+    done = subprocess.run(
+        ["docker", "exec", client.container, "curl", "--silent", "--max-time", "3", url],
+        capture_output=True,
+        text=True,
+    )
+    return done.stdout.strip() if done.returncode == 0 else ""
+
+
+def client_statuses(lab: Lab, app_url: str) -> list[ClientStatus]:
+    """One row per lab client: its SA, virtual IP, the node that holds it, and whether the app answers."""
+    node_of_vip: dict[str, str] = {}
+    for node in lab.group("concentrators"):
+        for sa in list_sas(node.container):
+            for vip in filter(None, sa.get("remote-vips", "").split(",")):
+                node_of_vip[vip] = node.name
+    rows = []
+    for client in lab.group("lab_clients"):
+        sas = [sa for sa in list_sas(client.container) if sa["name"] == "svpn"]
+        sa = sas[0] if sas else {}
+        vip = sa.get("local-vips", "").split(",")[0]
+        reply = _probe_app(client, app_url) if vip else ""
+        rows.append(
+            ClientStatus(
+                host=client.name,
+                user=str(client.hostvars.get("lab_client_user", "?")),
+                state=sa.get("state", "DOWN"),
+                virtual_ip=vip or "-",
+                node=node_of_vip.get(vip, "-"),
+                app_reachable=bool(vip) and reply.endswith(f"client={vip}"),
+                app_reply=reply,
+            )
+        )
+    return rows
