@@ -23,10 +23,6 @@ def _register() -> None:
     cli.add_command(cli_lab.lab)
     # planner commands (plan, inventory) register here
     # users commands (users, profiles) register here
-    from svpn import cli_users
-
-    cli.add_command(cli_users.users)
-    cli.add_command(cli_users.profiles)
 
 
 def main(argv: list[str] | None = None) -> int:
