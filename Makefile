@@ -5,9 +5,9 @@ BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 STAMP := $(VENV)/.bootstrap-$(shell cat pyproject.toml scripts/bootstrap.sh | sha256sum | cut -c1-12)
-SCENARIOS ?= default
+SCENARIOS ?= default farm
 
-.PHONY: bootstrap lab lab-down lab-status test lint unit molecule clean
+.PHONY: bootstrap lab lab-down lab-status bench-scale test lint unit molecule clean
 
 bootstrap: $(STAMP)
 
@@ -24,6 +24,11 @@ lab-down: bootstrap
 
 lab-status: bootstrap
 	svpn lab status
+
+## make bench-scale: wall time of scale.yml adding one concentrator to the lab farm (brings the lab up first)
+bench-scale: bootstrap
+	svpn lab up
+	svpn lab bench-scale
 
 ## make test: everything CI runs
 test: lint unit molecule

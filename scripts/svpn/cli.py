@@ -22,7 +22,12 @@ def _register() -> None:
     cli.add_command(cli_pki.pki)
     cli.add_command(cli_lab.lab)
     # planner commands (plan, inventory) register here
+    from svpn import cli_plan
+
+    cli.add_command(cli_plan.plan)
+    cli.add_command(cli_plan.inventory)
     # users commands (users, profiles) register here
+    # load test (loadtest) registers here
 
 
 def main(argv: list[str] | None = None) -> int:

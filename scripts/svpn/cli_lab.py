@@ -104,6 +104,21 @@ def status_cmd(inventory: Path | None, as_json: bool) -> None:
         _print_status(rows)
 
 
+@lab.command("bench-scale")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def bench_scale_cmd(as_json: bool) -> None:
+    """Time playbooks/scale.yml adding one concentrator to the running lab, then remove it again."""
+    from svpn import bench_scale
+
+    result = bench_scale.run(_log)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    click.echo(f"scale.yml added {result['node_added']} in {result['scale_seconds']} s")
+    click.echo(f"existing concentrators changed: {len(result['existing_concentrators_changed'])}")
+    click.echo(f"existing hosts changed: {', '.join(result['existing_hosts_changed']) or 'none'}")
+
+
 @lab.command("down")
 def down_cmd() -> None:
     """Remove every lab container and network and the forwarding rule."""
@@ -113,5 +128,5 @@ def down_cmd() -> None:
 @lab.command("host-cleanup")
 def host_cleanup_cmd() -> None:
     """Remove only the forwarding rule (after molecule scenarios, which remove their own hosts)."""
-    if labhost.remove_forward_rule():
+    if labhost.remove_forward_rule(_log):
         _log(f"removed the DOCKER-USER rule for {labhost.TEST_RANGE}")

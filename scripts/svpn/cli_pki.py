@@ -79,7 +79,8 @@ def server_cmd(
     for san in sans:
         lib.validate_dns_name(san)
     ca = lib.load_ca(pki_path, _passphrase(passphrase_file))
-    click.echo(str(lib.issue_server(pki_path, ca, name, list(sans), days=days)))
+    with lib.locked(pki_path):
+        click.echo(str(lib.issue_server(pki_path, ca, name, list(sans), days=days)))
 
 
 @pki.command("user")
@@ -104,7 +105,8 @@ def user_cmd(
     if full_name is not None:
         lib.validate_full_name(full_name)
     ca = lib.load_ca(pki_path, _passphrase(passphrase_file))
-    click.echo(str(lib.issue_user(pki_path, ca, user_id, email=email, name=full_name, days=days)))
+    with lib.locked(pki_path):
+        click.echo(str(lib.issue_user(pki_path, ca, user_id, email=email, name=full_name, days=days)))
 
 
 @pki.command("revoke")
@@ -117,7 +119,9 @@ def revoke_cmd(name: str, is_server: bool, pki_dir: Path | None, passphrase_file
     kind: lib.Kind = "server" if is_server else "user"
     lib.validate_id(name, "NAME" if is_server else "ID")
     ca = lib.load_ca(pki_path, _passphrase(passphrase_file))
-    if lib.revoke(pki_path, ca, name, kind) == "unchanged":
+    with lib.locked(pki_path):
+        outcome = lib.revoke(pki_path, ca, name, kind)
+    if outcome == "unchanged":
         click.echo(f"unchanged: already revoked: {kind} {name}")
     else:
         click.echo(f"revoked: {kind} {name} (CRL {pki_path.crl})")
@@ -132,7 +136,8 @@ def crl_cmd(days: int, pki_dir: Path | None, passphrase_file: Path | None) -> No
     """(Re)write crl.pem with every revoked serial."""
     pki_path = _resolve_dir(pki_dir)
     ca = lib.load_ca(pki_path, _passphrase(passphrase_file))
-    click.echo(f"written: {lib.write_crl(pki_path, ca, days)}")
+    with lib.locked(pki_path):
+        click.echo(f"written: {lib.write_crl(pki_path, ca, days)}")
 
 
 @pki.command("list")

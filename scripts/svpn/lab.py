@@ -34,6 +34,7 @@ def _docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 def prepare_machine(log: Log = print) -> str:
     """A running engine, the base image and the forwarding rule: what every lab and scenario needs."""
     labhost.ensure_dockerd(lab_state_dir() / "dockerd.log", log=log)
+    labhost.ensure_inotify_limits(log)
     image = ensure_image(ImageSpec("bookworm"), log=log)
     if labhost.add_forward_rule():
         log(f"added iptables DOCKER-USER accept rule for {labhost.TEST_RANGE}")
@@ -126,7 +127,7 @@ def up(lab: Lab, log: Log = print) -> None:
 def down(log: Log = print) -> None:
     """Remove every container and network the lab made, and the forwarding rule."""
     if not labhost.docker_running():
-        labhost.remove_forward_rule()
+        labhost.remove_forward_rule(log)
         log("docker is not running: no lab containers or networks can exist")
         return
     containers = _docker("ps", "-aq", "--filter", f"label={LABEL}").stdout.split()
@@ -135,7 +136,7 @@ def down(log: Log = print) -> None:
     networks = _docker("network", "ls", "-q", "--filter", f"label={LABEL}").stdout.split()
     if networks:
         _docker("network", "rm", *networks)
-    removed_rule = labhost.remove_forward_rule()
+    removed_rule = labhost.remove_forward_rule(log)
     log(
         f"removed {len(containers)} containers, {len(networks)} networks"
         + (f", the DOCKER-USER rule for {labhost.TEST_RANGE}" if removed_rule else "")

@@ -67,10 +67,38 @@ def add_forward_rule() -> bool:
     return True
 
 
-def remove_forward_rule() -> bool:
-    """Remove every copy of the rule. True if one was there."""
+def _containers_running() -> int:
+    done = subprocess.run(["docker", "ps", "-q"], capture_output=True, text=True)
+    return len(done.stdout.split()) if done.returncode == 0 else 0
+
+
+def remove_forward_rule(log=print) -> bool:
+    """Remove every copy of the rule, unless containers still run (another scenario or the lab needs it).
+
+    True if one was removed.
+    """
+    if running := _containers_running():
+        if forward_rule_present():
+            log(f"keeping the DOCKER-USER rule for {TEST_RANGE}: {running} containers still run")
+        return False
     removed = False
     while forward_rule_present():
         _iptables("-D", "DOCKER-USER", *FORWARD_RULE)
         removed = True
     return removed
+
+
+# Every systemd container holds a handful of inotify instances (systemd, journald, logind…). The kernel
+# default of 128 per user runs out at about 15-20 containers, and the next container's systemd exits at
+# once: the lab and its scenarios (up to 12 hosts each) need more.
+INOTIFY_MINIMUMS = {"fs.inotify.max_user_instances": 8192, "fs.inotify.max_user_watches": 524288}
+
+
+def ensure_inotify_limits(log=print) -> None:
+    """Raise the host's inotify limits to at least INOTIFY_MINIMUMS (never lowers them)."""
+    for key, minimum in INOTIFY_MINIMUMS.items():
+        path = Path("/proc/sys") / key.replace(".", "/")
+        current = int(path.read_text())
+        if current < minimum:
+            path.write_text(f"{minimum}\n")
+            log(f"raised {key} from {current} to {minimum} (systemd containers need inotify instances)")

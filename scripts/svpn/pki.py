@@ -32,9 +32,12 @@ Bulk issuing: load the :class:`Index` once with :func:`bulk` and pass it to :fun
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import ipaddress
 import json
+import os
 import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -268,6 +271,30 @@ def _record(kind: Kind, name: str, cert: x509.Certificate, **extra: Any) -> dict
         "revoked_at": None,
         **extra,
     }
+
+
+@contextmanager
+def locked(pki_dir: PkiDir | Path, timeout: float = 120.0) -> Iterator[None]:
+    """Hold the PKI directory's exclusive lock: writers take turns (a playbook issues the certificates of
+    many hosts at once, and each issue reads, changes and saves index.json). The lock is a flock on the
+    directory itself: no file is left behind, and it dies with the process."""
+    path = _as_dir(pki_dir).path
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise SvpnError(
+                        f"{path} is locked by another svpn process for over {timeout:.0f} s"
+                    ) from None
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)
 
 
 @contextmanager

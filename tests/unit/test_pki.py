@@ -513,3 +513,26 @@ def test_strongswan_pki_verifies_our_certificates(d: Path, ca: pki.CA, tmp_path:
     pki.init_ca(other, "Other CA", PASS, key_type="ecdsa256")
     res = verify("--in", d / "users/alice.crt", "--cacert", other / "ca/ca.crt")
     assert res.returncode != 0
+
+
+def test_parallel_issuing_keeps_every_certificate_in_the_index(tmp_path: Path) -> None:
+    """Playbooks issue many hosts' certificates at once: every one must land in index.json."""
+    pki_dir = tmp_path / "pki"
+    pki.init_ca(pki_dir, "Parallel CA", "parallel-passphrase")
+    env = {
+        **os.environ,
+        "SVPN_CA_PASSPHRASE": "parallel-passphrase",
+        "PYTHONPATH": str(Path(pki.__file__).parents[1]),
+    }
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "svpn", "pki", "user", f"user{i}", "--dir", str(pki_dir)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for i in range(8)
+    ]
+    assert all(proc.wait(timeout=60) == 0 for proc in procs)
+    names = {row["cn"] for row in pki.list_certs(pki_dir) if row["kind"] == "user"}
+    assert names == {f"user{i}" for i in range(8)}

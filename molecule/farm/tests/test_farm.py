@@ -1,0 +1,182 @@
+"""The load-balanced farm, proven with real parts: spread through the VIP, node loss, LB failover.
+
+Client addresses were picked so that the LB's hash gives every concentrator two of the six clients; the
+spread test checks that prediction (svpn.lbhash + svpn.buckets) against where each user really landed.
+Measured figures are printed and written to .lab/reports/farm.json.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import testinfra
+
+from svpn.buckets import bucket_owners
+from svpn.lbhash import bucket_of
+
+INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
+REPORT = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"]) / ".lab" / "reports" / "farm.json"
+VIP = "198.18.21.10"
+APP = "198.18.22.20"
+CLIENTS = [f"farm-client{i}" for i in range(1, 7)]
+NODES = ["farm-conc1", "farm-conc2", "farm-conc3"]
+LBS = ["farm-lb1", "farm-lb2"]
+CLIENT_ADDR = {
+    "farm-client1": "198.18.21.101",
+    "farm-client2": "198.18.21.102",
+    "farm-client3": "198.18.21.104",
+    "farm-client4": "198.18.21.105",
+    "farm-client5": "198.18.21.106",
+    "farm-client6": "198.18.21.109",
+}
+NODE_LOSS_GOAL = 60.0
+LB_GAP_GOAL = 5.0
+
+testinfra_hosts = ["ansible://farm-app1"]
+
+
+def _host(name: str):
+    return testinfra.get_host(f"ansible://{name}?ansible_inventory={INVENTORY}")
+
+
+def _record(key: str, value) -> None:
+    REPORT.parent.mkdir(parents=True, exist_ok=True)
+    data = json.loads(REPORT.read_text()) if REPORT.exists() else {}
+    data[key] = value
+    REPORT.write_text(json.dumps(data, indent=2) + "\n")
+    print(f"\nFIGURE {key}: {value}")
+
+
+def _client_sa(name: str) -> tuple[str, str]:
+    """(virtual IP, IKE SA unique id) of the client's ESTABLISHED SA with an INSTALLED child, or ("", "")."""
+    out = _host(name).run("swanctl --list-sas --ike svpn").stdout
+    sa = re.search(r"^svpn: #(\d+), ESTABLISHED", out, re.M)
+    vip = re.search(r"^\s+local\s+'[^']*' @ \S+ \[(\d+\.\d+\.\d+\.\d+)\]", out, re.M)
+    if sa and vip and "INSTALLED" in out:
+        return vip.group(1), sa.group(1)
+    return "", ""
+
+
+def _reaches_app(name: str, vip: str) -> bool:
+    reply = _host(name).run(f"curl --silent --max-time 3 http://{APP}/").stdout.strip()
+    return reply.endswith(f"client={vip}")
+
+
+def _node_of_vips() -> dict[str, str]:
+    """virtual IP → the concentrator holding its IKE SA, as each node's own charon says."""
+    where = {}
+    for node in NODES:
+        out = _host(node).run("swanctl --list-sas --ike svpn").stdout
+        for vip in re.findall(r"^\s+remote\s+'[^']*' @ \S+ \[(\d+\.\d+\.\d+\.\d+)\]", out, re.M):
+            where[vip] = node
+    return where
+
+
+def _wait_all_up(clients, timeout: float, avoid: str | None = None) -> dict[str, str]:
+    """Wait until every client has a tunnel (not on *avoid*) and reaches the app through it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        vips = {c: _client_sa(c)[0] for c in clients}
+        where = _node_of_vips() if all(vips.values()) else {}
+        ok = all(vips.values()) and all(
+            where.get(vip) and where.get(vip) != avoid and _reaches_app(c, vip) for c, vip in vips.items()
+        )
+        if ok:
+            return {c: where[vip] for c, vip in vips.items()}
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not all clients up within {timeout:.0f} s: {vips}, nodes {where}")
+        time.sleep(1)
+
+
+def test_every_client_tunnels_through_the_vip_and_reaches_the_app():
+    placement = _wait_all_up(CLIENTS, timeout=90)
+    for client in CLIENTS:
+        out = _host(client).check_output("swanctl --list-sas --ike svpn")
+        assert f"@ {VIP}[4500]" in out, out
+    counts = {node: list(placement.values()).count(node) for node in NODES}
+    _record("spread_6_clients", counts)
+    assert all(counts[node] >= 1 for node in NODES), counts
+
+
+def test_users_land_where_the_lb_hash_says():
+    placement = _wait_all_up(CLIENTS, timeout=30)
+    table = bucket_owners(NODES, 256)
+    predicted = {c: table[bucket_of(CLIENT_ADDR[c], 256)] for c in CLIENTS}
+    assert placement == predicted
+
+
+def test_lb_health_state_and_table_are_readable():
+    for lb in LBS:
+        state = json.loads(_host(lb).check_output("cat /run/svpn-lb/state.json"))
+        assert {n["name"]: n["up"] for n in state["nodes"]} == dict.fromkeys(NODES, True)
+        assert state["table"] == bucket_owners(NODES, 256)
+
+
+def test_node_loss_moves_its_users_to_the_survivors():
+    placement = _wait_all_up(CLIENTS, timeout=30)
+    victim = max(NODES, key=lambda n: list(placement.values()).count(n))
+    moved = [c for c, n in placement.items() if n == victim]
+    node = _host(victim)
+    started = time.monotonic()
+    node.check_output("systemctl stop strongswan")
+    try:
+        after = _wait_all_up(CLIENTS, timeout=NODE_LOSS_GOAL, avoid=victim)
+        elapsed = time.monotonic() - started
+        _record("node_loss_recovery_seconds", round(elapsed, 1))
+        _record("node_loss_moved_users", len(moved))
+        assert all(after[c] != victim for c in moved)
+        # The LBs saw it and took its buckets away, with the reason logged.
+        for lb in LBS:
+            log = _host(lb).check_output("journalctl -u svpn-lb-health --no-pager")
+            assert re.search(rf"node {victim}: DOWN: no IKE answer", log), log[-2000:]
+            state = json.loads(_host(lb).check_output("cat /run/svpn-lb/state.json"))
+            assert victim not in state["table"]
+    finally:
+        node.check_output("systemctl start strongswan")
+    # It comes back: its buckets return once it answers IKE again.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        states = [json.loads(_host(lb).check_output("cat /run/svpn-lb/state.json")) for lb in LBS]
+        if all(s["table"] == bucket_owners(NODES, 256) for s in states):
+            break
+        time.sleep(1)
+    else:
+        raise AssertionError(f"{victim}'s buckets did not come back within 30 s")
+
+
+def _vip_holder() -> str:
+    holders = [lb for lb in LBS if VIP in _host(lb).check_output("ip -4 -o addr show")]
+    assert len(holders) == 1, f"VIP {VIP} held by {holders} (split brain or none)"
+    return holders[0]
+
+
+def test_lb_failover_keeps_established_tunnels_flowing():
+    _wait_all_up(CLIENTS, timeout=60)
+    master = _vip_holder()
+    client = CLIENTS[0]
+    vip_before, sa_before = _client_sa(client)
+    probe = _host(client)
+    # 0.1 s pings through the tunnel for 20 s; the longest silence is the data gap.
+    probe.check_output(f"rm -f /tmp/ping.log; (ping -D -n -i 0.1 -w 20 {APP} > /tmp/ping.log 2>&1 &)")
+    time.sleep(4)
+    subprocess.run(["docker", "stop", "--time", "10", master], check=True, capture_output=True)
+    time.sleep(18)
+    stamps = [
+        float(t)
+        for t in re.findall(r"^\[(\d+\.\d+)\] \d+ bytes from", probe.check_output("cat /tmp/ping.log"), re.M)
+    ]
+    assert len(stamps) > 20, "the ping through the tunnel never ran"
+    gap = max(b - a for a, b in itertools.pairwise(stamps))
+    _record("lb_failover_data_gap_seconds", round(gap, 2))
+    assert stamps[-1] - stamps[0] > 14, "traffic did not continue after the failover"
+    assert gap < LB_GAP_GOAL
+    (survivor,) = [lb for lb in LBS if lb != master]
+    assert VIP in _host(survivor).check_output("ip -4 -o addr show")
+    # The same IKE SA and virtual IP carried on: the tunnel was never re-established.
+    assert _client_sa(client) == (vip_before, sa_before)

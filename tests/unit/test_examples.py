@@ -1,0 +1,75 @@
+"""The shipped inventories/example-* are exactly what `svpn plan` writes for their inputs.
+
+If a change to the planner changes them on purpose, regenerate them with the commands in EXAMPLES
+(from the repository root, with --force) and review the diff like any other change.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from svpn import inventory as inv
+from svpn import plan as planlib
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# inventory directory -> the `svpn plan` arguments that wrote it (plus --out inventories/NAME)
+EXAMPLES = {
+    "example-500": ["--users", "500", "--dns", "198.18.72.53"],
+    "example-10000": ["--users", "10000", "--dns", "198.18.72.53"],
+}
+FLAG_KEYS = {"--users": "users", "--dns": "dns"}
+
+
+def tree(directory: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(directory).as_posix(): p.read_bytes()
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }
+
+
+def plan_for(argv: list[str]) -> planlib.Plan:
+    flags = {FLAG_KEYS[flag]: value for flag, value in zip(argv[::2], argv[1::2], strict=True)}
+    flags["users"] = int(flags["users"])
+    return planlib.make_plan(planlib.resolve_input([(flags, "command line")]))
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_regenerating_the_example_is_byte_identical(name: str) -> None:
+    shipped = tree(ROOT / "inventories" / name)
+    rendered = {path: text.encode() for path, text in inv.render_tree(plan_for(EXAMPLES[name])).items()}
+    assert sorted(shipped) == sorted(rendered), "files added or missing: regenerate the example"
+    for path in rendered:
+        assert shipped[path] == rendered[path], f"{name}/{path} differs from what `svpn plan` writes now"
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_the_example_passes_the_check_and_grows_to_itself(name: str) -> None:
+    files = inv.read_tree(ROOT / "inventories" / name)
+    assert inv.check_tree(files) == []
+    layer, existing, kept = inv.existing_farm(files, name)
+    again = planlib.make_plan(planlib.resolve_input([(layer, "inventory")]), existing)
+    assert inv.tree_diff(files, inv.render_tree(again, kept), name) == ""
+
+
+def test_the_examples_figures() -> None:
+    small, large = plan_for(EXAMPLES["example-500"]), plan_for(EXAMPLES["example-10000"])
+    assert (small.node_count, small.sizing.binding, small.pools.prefix) == (2, "sessions", 22)
+    assert (large.node_count, large.sizing.binding, large.pools.prefix) == (4, "sessions", 19)
+    hosts = yaml.safe_load((ROOT / "inventories/example-10000/hosts.yml").read_text())
+    assert list(hosts["all"]["children"]["concentrators"]["hosts"]) == ["conc1", "conc2", "conc3", "conc4"]
+
+
+def test_the_cli_writes_the_same_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from svpn.cli_plan import plan
+
+    out = tmp_path / "example-500"
+    result = CliRunner().invoke(plan, [*EXAMPLES["example-500"], "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert tree(out) == tree(ROOT / "inventories" / "example-500")
