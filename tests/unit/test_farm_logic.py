@@ -9,7 +9,7 @@ import pytest
 from svpn.buckets import bucket_owners
 from svpn.farm import backends, bucket_map, interface_of
 from svpn.lbhash import bucket_of, jhash4
-from svpn.sas import ike_sas, sa_ids_of_users
+from svpn.sas import client_tunnel, ike_sas, longest_gap, remote_vips, sa_ids_of_users
 
 RAW = (Path(__file__).parent / "data" / "list-sas-raw.txt").read_text()
 HOSTVARS = {
@@ -71,3 +71,17 @@ def test_list_sas_raw_is_read_per_ike_sa() -> None:
     assert sas[0]["remote-vips"] == "[198.19.41.2]"
     assert sa_ids_of_users(RAW, ["bob", "nobody"]) == ["91"]
     assert sa_ids_of_users("list-sas reply {}\n", ["bob"]) == []
+
+
+def test_swanctl_text_is_read_for_tunnels_and_virtual_ips() -> None:
+    data = Path(__file__).parent / "data"
+    client = (data / "list-sas-client.txt").read_text()
+    assert client_tunnel(client) == ("198.19.11.1", "4")
+    assert client_tunnel(client.replace("INSTALLED", "REKEYING")) == ("", "")
+    assert client_tunnel(client.replace("ESTABLISHED", "CONNECTING")) == ("", "")
+    assert remote_vips((data / "list-sas-node.txt").read_text()) == ["198.19.41.2", "198.19.41.1"]
+    ping = (
+        "[100.0] 64 bytes from x\n[100.1] 64 bytes from x\n[103.4] 64 bytes from x\n[103.5] 64 bytes from x\n"
+    )
+    gap, replies, span = longest_gap(ping)
+    assert (round(gap, 2), replies, round(span, 2)) == (3.3, 4, 3.5)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import re
 import time
 
 import testinfra
+
+from svpn.sas import client_tunnel
 
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 POOL = ipaddress.ip_network("198.19.11.0/24")
@@ -27,9 +28,9 @@ def _wait_for_tunnel(client) -> str:
     out = ""
     while time.monotonic() < deadline:
         out = client.check_output("swanctl --list-sas --ike svpn")
-        vip = re.search(r"^\s+local\s+'[^']*' @ \S+ \[(\d+\.\d+\.\d+\.\d+)\]", out, re.M)
-        if "ESTABLISHED" in out and "INSTALLED" in out and vip:
-            return vip.group(1)
+        vip, _ = client_tunnel(out)
+        if vip:
+            return vip
         time.sleep(1)
     raise AssertionError(f"no tunnel within {UP_TIMEOUT} s; swanctl --list-sas said:\n{out}")
 

@@ -7,7 +7,6 @@ Runs after test_default.py (pytest collects files in name order: default < revok
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import time
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import testinfra
 
 from svpn import pki
+from svpn.sas import client_tunnel
 
 ROOT = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"])
 EPHEMERAL = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
@@ -29,10 +29,7 @@ def _host(name: str):
 
 
 def _sa(client) -> tuple[str, str]:
-    out = client.run("swanctl --list-sas --ike svpn").stdout
-    sa = re.search(r"^svpn: #(\d+), ESTABLISHED", out, re.M)
-    vip = re.search(r"^\s+local\s+'[^']*' @ \S+ \[(\d+\.\d+\.\d+\.\d+)\]", out, re.M)
-    return (vip.group(1), sa.group(1)) if sa and vip and "INSTALLED" in out else ("", "")
+    return client_tunnel(client.run("swanctl --list-sas --ike svpn").stdout)
 
 
 def _wait_sa(client, timeout: float = 60) -> tuple[str, str]:

@@ -7,7 +7,6 @@ Measured figures are printed and written to .lab/reports/farm.json.
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import re
@@ -19,6 +18,7 @@ import testinfra
 
 from svpn.buckets import bucket_owners
 from svpn.lbhash import bucket_of
+from svpn.sas import client_tunnel, longest_gap, remote_vips
 
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 REPORT = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"]) / ".lab" / "reports" / "farm.json"
@@ -54,13 +54,8 @@ def _record(key: str, value) -> None:
 
 
 def _client_sa(name: str) -> tuple[str, str]:
-    """(virtual IP, IKE SA unique id) of the client's ESTABLISHED SA with an INSTALLED child, or ("", "")."""
-    out = _host(name).run("swanctl --list-sas --ike svpn").stdout
-    sa = re.search(r"^svpn: #(\d+), ESTABLISHED", out, re.M)
-    vip = re.search(r"^\s+local\s+'[^']*' @ \S+ \[(\d+\.\d+\.\d+\.\d+)\]", out, re.M)
-    if sa and vip and "INSTALLED" in out:
-        return vip.group(1), sa.group(1)
-    return "", ""
+    """(virtual IP, IKE SA unique id) of the client's tunnel, or ("", "")."""
+    return client_tunnel(_host(name).run("swanctl --list-sas --ike svpn").stdout)
 
 
 def _reaches_app(name: str, vip: str) -> bool:
@@ -72,8 +67,7 @@ def _node_of_vips() -> dict[str, str]:
     """virtual IP → the concentrator holding its IKE SA, as each node's own charon says."""
     where = {}
     for node in NODES:
-        out = _host(node).run("swanctl --list-sas --ike svpn").stdout
-        for vip in re.findall(r"^\s+remote\s+'[^']*' @ \S+ \[(\d+\.\d+\.\d+\.\d+)\]", out, re.M):
+        for vip in remote_vips(_host(node).run("swanctl --list-sas --ike svpn").stdout):
             where[vip] = node
     return where
 
@@ -167,14 +161,10 @@ def test_lb_failover_keeps_established_tunnels_flowing():
     time.sleep(4)
     subprocess.run(["docker", "stop", "--time", "10", master], check=True, capture_output=True)
     time.sleep(18)
-    stamps = [
-        float(t)
-        for t in re.findall(r"^\[(\d+\.\d+)\] \d+ bytes from", probe.check_output("cat /tmp/ping.log"), re.M)
-    ]
-    assert len(stamps) > 20, "the ping through the tunnel never ran"
-    gap = max(b - a for a, b in itertools.pairwise(stamps))
+    gap, replies, span = longest_gap(probe.check_output("cat /tmp/ping.log"))
     _record("lb_failover_data_gap_seconds", round(gap, 2))
-    assert stamps[-1] - stamps[0] > 14, "traffic did not continue after the failover"
+    assert replies > 20, "the ping through the tunnel never ran"
+    assert span > 14, "traffic did not continue after the failover"
     assert gap < LB_GAP_GOAL
     (survivor,) = [lb for lb in LBS if lb != master]
     assert VIP in _host(survivor).check_output("ip -4 -o addr show")
