@@ -27,6 +27,10 @@ def _register() -> None:
     cli.add_command(cli_plan.plan)
     cli.add_command(cli_plan.inventory)
     # users commands (users, profiles) register here
+    from svpn import cli_users
+
+    cli.add_command(cli_users.users)
+    cli.add_command(cli_users.profiles)
     # load test (loadtest) registers here
 
 

@@ -1,0 +1,303 @@
+"""THE mapping of strongSwan proposal keywords to each VPN client's own vocabulary.
+
+The farm's proposals are written once, in strongSwan syntax, in the inventory (``svpn_ike_proposals``,
+``svpn_esp_proposals``); the concentrators use them verbatim. Every client profile is derived from them
+through :data:`ALGORITHMS`, the only table that knows what Apple, Windows, the strongSwan Android app and
+NetworkManager call an algorithm. A keyword missing from the table is an error, never a silent guess.
+
+Clients that take one proposal (Apple ``.mobileconfig``, Windows ``Set-VpnConnectionIPsecConfiguration``,
+the Android app's ``.sswan``) get the *first* farm proposal their vocabulary can express; clients that take a
+list (NetworkManager, swanctl) get every expressible proposal, in the farm's order. If a client can express
+none, :class:`~svpn.errors.SvpnError` names the client and the proposals.
+
+Sources for the client values: Apple's Device Management reference (``com.apple.vpn.managed``,
+``IKEv2.IKESecurityAssociationParameters``), Microsoft's VpnClient module reference
+(``Set-VpnConnectionIPsecConfiguration`` accepted values), the strongSwan Android app's profile import
+(``ike-proposal``/``esp-proposal`` in strongSwan syntax) and NetworkManager-strongswan (``ike``/``esp``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from svpn.errors import SvpnError
+
+Kind = Literal["enc", "aead", "integ", "prf", "dh"]
+Client = Literal["apple", "windows", "android", "networkmanager", "swanctl"]
+CLIENTS: tuple[Client, ...] = ("apple", "windows", "android", "networkmanager", "swanctl")
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    """One strongSwan keyword and its name in each client's vocabulary (``None``: not expressible).
+
+    ``apple``: EncryptionAlgorithm / IntegrityAlgorithm (string) or DiffieHellmanGroup (int).
+    ``win_ike``: EncryptionMethod / IntegrityCheckMethod / DHGroup (IKE SA).
+    ``win_esp``: CipherTransformConstants / AuthenticationTransformConstants / PfsGroup (CHILD SA); for AEAD
+    ciphers Windows wants the same GCM constant in both cipher and authentication transform.
+    ``strongswan``: the strongSwan Android app and NetworkManager-strongswan (both are strongSwan, so the
+    keyword is passed on unchanged when True).
+    """
+
+    keyword: str
+    kind: Kind
+    apple: str | int | None
+    win_ike: str | None
+    win_esp: str | None
+    strongswan: bool = True
+
+
+ALGORITHMS: dict[str, Algorithm] = {
+    a.keyword: a
+    for a in (
+        # Encryption (non-AEAD): needs an integrity algorithm beside it.
+        Algorithm("aes128", "enc", "AES-128", "AES128", "AES128"),
+        Algorithm("aes192", "enc", None, "AES192", "AES192"),
+        Algorithm("aes256", "enc", "AES-256", "AES256", "AES256"),
+        # AEAD: no separate integrity; the IKE PRF stands in for Apple's and Windows' "integrity".
+        Algorithm("aes128gcm16", "aead", "AES-128-GCM", "GCMAES128", "GCMAES128"),
+        Algorithm("aes192gcm16", "aead", None, None, "GCMAES192"),
+        Algorithm("aes256gcm16", "aead", "AES-256-GCM", "GCMAES256", "GCMAES256"),
+        Algorithm("chacha20poly1305", "aead", "ChaCha20Poly1305", None, None),
+        # Integrity. Windows' ESP vocabulary stops at SHA256128; its IKE vocabulary at SHA384.
+        Algorithm("sha256", "integ", "SHA2-256", "SHA256", "SHA256128"),
+        Algorithm("sha384", "integ", "SHA2-384", "SHA384", None),
+        Algorithm("sha512", "integ", "SHA2-512", None, None),
+        # PRF (IKE only). Apple and Windows derive the PRF from their integrity setting.
+        Algorithm("prfsha256", "prf", "SHA2-256", "SHA256", None),
+        Algorithm("prfsha384", "prf", "SHA2-384", "SHA384", None),
+        Algorithm("prfsha512", "prf", "SHA2-512", None, None),
+        # Key exchange (IKE DH group; ESP PFS group).
+        Algorithm("modp2048", "dh", 14, "Group14", "PFS2048"),
+        Algorithm("modp3072", "dh", 15, None, None),
+        Algorithm("modp4096", "dh", 16, None, None),
+        Algorithm("modp6144", "dh", 17, None, None),
+        Algorithm("modp8192", "dh", 18, None, None),
+        Algorithm("ecp256", "dh", 19, "ECP256", "ECP256"),
+        Algorithm("ecp384", "dh", 20, "ECP384", "ECP384"),
+        Algorithm("ecp521", "dh", 21, None, None),
+        Algorithm("curve25519", "dh", 31, None, None),
+        Algorithm("curve448", "dh", 32, None, None),
+    )
+}
+
+# strongSwan's own aliases for the same algorithms.
+ALIASES = {
+    "aes128gcm": "aes128gcm16",
+    "aes192gcm": "aes192gcm16",
+    "aes256gcm": "aes256gcm16",
+    "sha2_256": "sha256",
+    "sha2_384": "sha384",
+    "sha2_512": "sha512",
+    "prfsha2_256": "prfsha256",
+    "prfsha2_384": "prfsha384",
+    "prfsha2_512": "prfsha512",
+    "x25519": "curve25519",
+    "x448": "curve448",
+}
+# ESP sequence-number flags: valid in ESP proposals, meaningless to the clients here.
+_ESP_FLAGS = {"esn", "noesn"}
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """One strongSwan proposal, split into its algorithms (canonical keywords, in the written order)."""
+
+    text: str
+    kind: Literal["ike", "esp"]
+    encryption: tuple[str, ...]
+    integrity: tuple[str, ...]
+    prf: tuple[str, ...]
+    dh: tuple[str, ...]
+
+    @property
+    def aead(self) -> bool:
+        return ALGORITHMS[self.encryption[0]].kind == "aead"
+
+
+def _valid_keywords(kind: str) -> str:
+    kinds = {"enc", "aead", "integ", "dh"} | ({"prf"} if kind == "ike" else set())
+    return ", ".join(a.keyword for a in ALGORITHMS.values() if a.kind in kinds)
+
+
+def parse(text: str, kind: Literal["ike", "esp"]) -> Proposal:
+    """Parse one strongSwan proposal (e.g. ``aes256gcm16-prfsha384-ecp384``); unknown keywords → error."""
+    what = f"{kind.upper()} proposal {text!r}"
+    if not isinstance(text, str) or not text.strip():
+        raise SvpnError(f"{what} is empty: expected strongSwan keywords joined by '-'")
+    enc: list[str] = []
+    integ: list[str] = []
+    prf: list[str] = []
+    dh: list[str] = []
+    for raw in text.strip().lower().split("-"):
+        if kind == "esp" and raw in _ESP_FLAGS:
+            continue
+        keyword = ALIASES.get(raw, raw)
+        algo = ALGORITHMS.get(keyword)
+        if algo is None or (algo.kind == "prf" and kind == "esp"):
+            raise SvpnError(
+                f"{what}: keyword {raw!r} is unknown to the client mapping (svpn.proposals); "
+                f"known {kind.upper()} keywords: {_valid_keywords(kind)}"
+            )
+        {"enc": enc, "aead": enc, "integ": integ, "prf": prf, "dh": dh}[algo.kind].append(keyword)
+    if not enc:
+        raise SvpnError(f"{what} has no encryption algorithm (e.g. aes256gcm16)")
+    kinds = {ALGORITHMS[e].kind for e in enc}
+    if len(kinds) > 1:
+        raise SvpnError(f"{what} mixes AEAD and non-AEAD ciphers: write them as separate proposals")
+    aead = kinds == {"aead"}
+    if aead and integ:
+        raise SvpnError(f"{what}: an AEAD cipher takes no integrity algorithm ({', '.join(integ)})")
+    if not aead and not integ:
+        raise SvpnError(f"{what}: a non-AEAD cipher needs an integrity algorithm (e.g. sha256)")
+    if kind == "ike" and aead and not prf:
+        raise SvpnError(f"{what}: an AEAD IKE proposal needs a PRF (e.g. prfsha384)")
+    if kind == "ike" and not dh:
+        raise SvpnError(f"{what} has no key exchange group (e.g. ecp384)")
+    return Proposal(text.strip(), kind, tuple(enc), tuple(integ), tuple(prf), tuple(dh))
+
+
+def parse_all(texts: Sequence[str], kind: Literal["ike", "esp"]) -> tuple[Proposal, ...]:
+    if isinstance(texts, str) or not texts:
+        raise SvpnError(f"{kind.upper()} proposals must be a non-empty list of strongSwan proposals")
+    return tuple(parse(t, kind) for t in texts)
+
+
+# --------------------------------------------------------------------------- per-client translation
+
+
+def _first(values: Sequence[Any]) -> Any:
+    return next((v for v in values if v is not None), None)
+
+
+def _apple_sa(p: Proposal, ike_integrity: str | None = None) -> dict[str, Any] | None:
+    encryption = _first([ALGORITHMS[e].apple for e in p.encryption])
+    if encryption is None:
+        return None
+    if p.aead:
+        # Apple infers the IKE PRF from IntegrityAlgorithm; for an AEAD CHILD SA the value is unused, so
+        # it mirrors the IKE SA's to keep the two dictionaries consistent.
+        integrity = _first([ALGORITHMS[x].apple for x in p.prf]) if p.kind == "ike" else ike_integrity
+    else:
+        # Apple derives the PRF from the integrity algorithm: an explicit, different PRF is inexpressible.
+        candidates = [i for i in p.integrity if not p.prf or f"prf{i}" in p.prf]
+        integrity = _first([ALGORITHMS[i].apple for i in candidates])
+    if integrity is None:
+        return None
+    params: dict[str, Any] = {"EncryptionAlgorithm": encryption, "IntegrityAlgorithm": integrity}
+    group = _first([ALGORITHMS[g].apple for g in p.dh])
+    if p.dh and group is None:
+        return None
+    if group is not None:
+        params["DiffieHellmanGroup"] = group
+    return params
+
+
+def _windows_ike(p: Proposal) -> dict[str, str] | None:
+    encryption = _first([ALGORITHMS[e].win_ike for e in p.encryption])
+    source = p.prf if p.aead else [i for i in p.integrity if not p.prf or f"prf{i}" in p.prf]
+    integrity = _first([ALGORITHMS[x].win_ike for x in source])
+    group = _first([ALGORITHMS[g].win_ike for g in p.dh])
+    if encryption is None or integrity is None or group is None:
+        return None
+    return {"EncryptionMethod": encryption, "IntegrityCheckMethod": integrity, "DHGroup": group}
+
+
+def _windows_esp(p: Proposal) -> dict[str, str] | None:
+    cipher = _first([ALGORITHMS[e].win_esp for e in p.encryption])
+    if cipher is None:
+        return None
+    auth = cipher if p.aead else _first([ALGORITHMS[i].win_esp for i in p.integrity])
+    pfs = _first([ALGORITHMS[g].win_esp for g in p.dh]) if p.dh else "None"
+    if auth is None or pfs is None:
+        return None
+    return {"CipherTransformConstants": cipher, "AuthenticationTransformConstants": auth, "PfsGroup": pfs}
+
+
+def _strongswan_ok(p: Proposal) -> bool:
+    return all(ALGORITHMS[k].strongswan for k in (*p.encryption, *p.integrity, *p.prf, *p.dh))
+
+
+def _pick(client: str, kind: str, proposals: Sequence[Proposal], convert: Any) -> tuple[Proposal, Any]:
+    for proposal in proposals:
+        value = convert(proposal)
+        if value is not None:
+            return proposal, value
+    raise SvpnError(
+        f"none of the farm's {kind} proposals can be expressed for {client}: "
+        f"{', '.join(p.text for p in proposals)}; add one it supports (see svpn.proposals.ALGORITHMS)"
+    )
+
+
+@dataclass(frozen=True)
+class ClientProposals:
+    """The farm's proposals translated for every client (computed once, passed to every profile)."""
+
+    apple_ike: dict[str, Any]
+    apple_child: dict[str, Any]
+    apple_pfs: bool
+    windows: dict[str, str]
+    android_ike: str
+    android_esp: str
+    networkmanager_ike: str
+    networkmanager_esp: str
+    swanctl_ike: str
+    swanctl_esp: str
+    chosen: dict[str, dict[str, str]]
+
+
+def for_clients(ike_texts: Sequence[str], esp_texts: Sequence[str]) -> ClientProposals:
+    """Translate the farm's proposals for every client; error if a client can express none of them."""
+    ike = parse_all(ike_texts, "ike")
+    esp = parse_all(esp_texts, "esp")
+
+    apple_ike_p, apple_ike = _pick("Apple (mobileconfig)", "IKE", ike, _apple_sa)
+    apple_esp_p, apple_child = _pick(
+        "Apple (mobileconfig)", "ESP", esp, lambda p: _apple_sa(p, apple_ike["IntegrityAlgorithm"])
+    )
+    apple_pfs = bool(apple_esp_p.dh)
+    if not apple_pfs:
+        # Apple still wants a group in the CHILD dictionary; with PFS off it is not used.
+        apple_child = {**apple_child, "DiffieHellmanGroup": apple_ike["DiffieHellmanGroup"]}
+
+    win_ike_p, win_ike = _pick("Windows (Set-VpnConnectionIPsecConfiguration)", "IKE", ike, _windows_ike)
+    win_esp_p, win_esp = _pick("Windows (Set-VpnConnectionIPsecConfiguration)", "ESP", esp, _windows_esp)
+    windows = {
+        "AuthenticationTransformConstants": win_esp["AuthenticationTransformConstants"],
+        "CipherTransformConstants": win_esp["CipherTransformConstants"],
+        "EncryptionMethod": win_ike["EncryptionMethod"],
+        "IntegrityCheckMethod": win_ike["IntegrityCheckMethod"],
+        "DHGroup": win_ike["DHGroup"],
+        "PfsGroup": win_esp["PfsGroup"],
+    }
+
+    strongswan_check = lambda p: p if _strongswan_ok(p) else None  # noqa: E731
+    android_ike_p, _ = _pick("the strongSwan Android app", "IKE", ike, strongswan_check)
+    android_esp_p, _ = _pick("the strongSwan Android app", "ESP", esp, strongswan_check)
+    # NetworkManager-strongswan is strongSwan too: every proposal the Android check accepts (at least one,
+    # or _pick above raised), in the farm's order.
+    nm_ike = [p.text for p in ike if _strongswan_ok(p)]
+    nm_esp = [p.text for p in esp if _strongswan_ok(p)]
+
+    chosen = {
+        "apple": {"ike": apple_ike_p.text, "esp": apple_esp_p.text},
+        "windows": {"ike": win_ike_p.text, "esp": win_esp_p.text},
+        "android": {"ike": android_ike_p.text, "esp": android_esp_p.text},
+        "networkmanager": {"ike": ", ".join(nm_ike), "esp": ", ".join(nm_esp)},
+        "swanctl": {"ike": ", ".join(p.text for p in ike), "esp": ", ".join(p.text for p in esp)},
+    }
+    return ClientProposals(
+        apple_ike=apple_ike,
+        apple_child=apple_child,
+        apple_pfs=apple_pfs,
+        windows=windows,
+        android_ike=android_ike_p.text,
+        android_esp=android_esp_p.text,
+        networkmanager_ike=";".join(nm_ike),
+        networkmanager_esp=";".join(nm_esp),
+        swanctl_ike=", ".join(p.text for p in ike),
+        swanctl_esp=", ".join(p.text for p in esp),
+        chosen=chosen,
+    )
