@@ -5,9 +5,9 @@ BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 STAMP := $(VENV)/.bootstrap-$(shell cat pyproject.toml scripts/bootstrap.sh | sha256sum | cut -c1-12)
-SCENARIOS ?= default farm
+SCENARIOS ?= default farm scale
 
-.PHONY: bootstrap lab lab-down lab-status bench-scale test lint unit molecule clean
+.PHONY: bootstrap lab lab-down lab-status bench-scale bench test lint unit molecule clean
 
 bootstrap: $(STAMP)
 
@@ -47,6 +47,14 @@ molecule: bootstrap
 	set -o pipefail; rc=0; \
 	for s in $(SCENARIOS); do molecule test -s $$s || { rc=$$?; break; }; done; \
 	svpn lab host-cleanup; exit $$rc
+
+## make bench: 10,000 users through the LB onto the lab farm, a reconnect storm, then 10,000 with the farm's
+## preferred ECP-384 for the planner's calibration (docs/benchmarks.md); not part of `make test`
+bench: bootstrap
+	svpn lab up
+	svpn loadtest --users 10000 --ike-proposal aes256gcm16-prfsha256-curve25519 --fresh-nodes --storm \
+		--duration 600 --json .lab/reports/bench-10000.json
+	svpn loadtest --users 10000 --fresh-nodes --duration 600 --json .lab/reports/bench-10000-ecp384.json
 
 clean: lab-down
 	rm -rf $(VENV) .lab
