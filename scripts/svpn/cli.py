@@ -32,6 +32,9 @@ def _register() -> None:
     cli.add_command(cli_users.users)
     cli.add_command(cli_users.profiles)
     # load test (loadtest) registers here
+    from svpn import cli_loadtest
+
+    cli.add_command(cli_loadtest.loadtest)
 
 
 def main(argv: list[str] | None = None) -> int:
