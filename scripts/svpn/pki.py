@@ -274,12 +274,13 @@ def _record(kind: Kind, name: str, cert: x509.Certificate, **extra: Any) -> dict
 
 
 @contextmanager
-def locked(pki_dir: PkiDir | Path, timeout: float = 120.0) -> Iterator[None]:
+def locked(pki_dir: PkiDir | Path, timeout: float = 120.0, busy_message: str | None = None) -> Iterator[None]:
     """Hold the PKI directory's exclusive lock: writers take turns (a playbook issues the certificates of
     many hosts at once, and each issue reads, changes and saves index.json). The lock is a flock on the
-    directory itself: no file is left behind, and it dies with the process."""
+    directory itself: no file is left behind, and it dies with the process. ``timeout=0`` does not wait;
+    *busy_message* replaces the default error when the lock stays taken."""
     path = _as_dir(pki_dir).path
-    fd = os.open(path, os.O_RDONLY)
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     try:
         deadline = time.monotonic() + timeout
         while True:
@@ -287,9 +288,9 @@ def locked(pki_dir: PkiDir | Path, timeout: float = 120.0) -> Iterator[None]:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
-                if time.monotonic() > deadline:
+                if time.monotonic() >= deadline:
                     raise SvpnError(
-                        f"{path} is locked by another svpn process for over {timeout:.0f} s"
+                        busy_message or f"{path} is locked by another svpn process for over {timeout:.0f} s"
                     ) from None
                 time.sleep(0.05)
         yield

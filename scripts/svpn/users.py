@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import datetime as dt
-import fcntl
 import hashlib
 import io
 import json
@@ -435,20 +434,14 @@ class SyncOptions:
 @contextlib.contextmanager
 def exclusive(pki_dir: pki.PkiDir) -> Iterator[None]:
     """One writing `users sync` / `profiles build` per PKI at a time: two at once would both issue,
-    and the last to save would win (index, passwords and bundles no longer matching). The lock is a
-    flock on the PKI directory itself, so it leaves no file behind and dies with the process."""
-    fd = os.open(pki_dir.path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise SvpnError(
-                f"another `svpn users sync` or `svpn profiles build` is running on {pki_dir.path}; "
-                "wait for it to finish"
-            ) from None
+    and the last to save would win (index, passwords and bundles no longer matching). It is the PKI's
+    own lock (`svpn.pki.locked`), taken without waiting."""
+    busy = (
+        f"another `svpn users sync` or `svpn profiles build` is running on {pki_dir.path}; "
+        "wait for it to finish"
+    )
+    with pki.locked(pki_dir, timeout=0, busy_message=busy):
         yield
-    finally:
-        os.close(fd)  # releases the lock
 
 
 def default_passwords_file(bundles: Path) -> Path:
