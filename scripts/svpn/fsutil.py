@@ -7,11 +7,14 @@ import tempfile
 from pathlib import Path
 
 
-def atomic_write(path: Path, data: bytes | str, mode: int = 0o644, *, overwrite: bool = True) -> None:
+def atomic_write(
+    path: Path, data: bytes | str, mode: int = 0o644, *, overwrite: bool = True, durable: bool = True
+) -> None:
     """Write *data* to *path* through a temp file in the same directory, then rename.
 
     With ``overwrite=False`` an existing file is never replaced (``FileExistsError``);
-    the final link is made with ``os.link`` so two writers cannot both win.
+    the final link is made with ``os.link`` so two writers cannot both win. ``durable=False`` skips the
+    fsync: for bulk writers that sync once (``os.sync``) before they record what they wrote.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -22,7 +25,8 @@ def atomic_write(path: Path, data: bytes | str, mode: int = 0o644, *, overwrite:
         with os.fdopen(fd, "wb") as handle:
             handle.write(raw)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         if overwrite:
             os.replace(tmp, path)
         else:

@@ -451,9 +451,9 @@ def load_ca(pki_dir: PkiDir | Path, passphrase: str | None) -> CA:
     return CA(cert, key)
 
 
-def _write_new_key(path: Path, pem: bytes) -> None:
+def _write_new_key(path: Path, pem: bytes, durable: bool = True) -> None:
     try:
-        atomic_write(path, pem, 0o600, overwrite=False)
+        atomic_write(path, pem, 0o600, overwrite=False, durable=durable)
     except FileExistsError:
         raise SvpnError(f"key {path} appeared while issuing; it was left untouched, run again") from None
 
@@ -568,6 +568,7 @@ def _issue(
     days: int,
     index: Index | None,
     extra: dict[str, Any],
+    durable: bool = True,
 ) -> IssueResult:
     pki = _as_dir(pki_dir)
     own_index = index is None
@@ -593,8 +594,8 @@ def _issue(
 
     pki.ensure_dirs()
     if new_key:
-        _write_new_key(key_path, _key_pem(key))
-    atomic_write(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+        _write_new_key(key_path, _key_pem(key), durable)
+    atomic_write(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644, durable=durable)
     if own_index:
         idx.save(pki)
     return IssueResult(kind, name, _serial_hex(cert.serial_number), "issued", cert_path, key_path)
@@ -632,12 +633,14 @@ def issue_user(
     days: int = 730,
     *,
     index: Index | None = None,
+    durable: bool = True,
 ) -> IssueResult:
     """User certificate: CN=ID, SAN rfc822Name=email if given, EKU clientAuth.
 
     Unchanged if a valid certificate with the same e-mail SAN exists; otherwise (re-)issued, reusing
     the existing key. *name* (the full name) is recorded in the index when issuing. Refused for a
-    revoked ID. With *index* (see :func:`bulk`) the index is not saved here.
+    revoked ID. With *index* (see :func:`bulk`) the index is not saved here; ``durable=False`` (bulk
+    issuing) skips the per-file fsync, and the caller must sync before it saves the index.
     """
     validate_id(user_id, "ID")
     emails = [validate_email(email)] if email is not None else []
@@ -645,7 +648,7 @@ def issue_user(
     validate_days(days)
     extra = {"email": emails[0] if emails else None, "full_name": full_name}
     eku = [ExtendedKeyUsageOID.CLIENT_AUTH]
-    return _issue(pki_dir, ca, "user", user_id, [], emails, eku, days, index, extra)
+    return _issue(pki_dir, ca, "user", user_id, [], emails, eku, days, index, extra, durable)
 
 
 # --------------------------------------------------------------------------- revocation and CRL

@@ -320,7 +320,14 @@ def _work(task: Task) -> Outcome:
         # An empty index: the parent decided what to issue and merges the record into the real index.
         scratch = pki.Index()
         pki.issue_user(
-            pki_dir, _WORKER["ca"], task.id, email=task.email, name=task.name, days=task.days, index=scratch
+            pki_dir,
+            _WORKER["ca"],
+            task.id,
+            email=task.email,
+            name=task.name,
+            days=task.days,
+            index=scratch,
+            durable=False,  # the parent syncs once before it records anything (see _sync_locked)
         )
         record = scratch.certs[-1]
     cert = x509.load_pem_x509_certificate(pki_dir.cert_path("user", task.id).read_bytes())
@@ -524,6 +531,8 @@ def _sync_locked(
         tasks = _tasks(changes, issue, build, opts.days)
         records = _records_by_user(index)
         worked = time.perf_counter()
+        synced = False
+        ran = flushed = 0.0
         try:
             if bundles is not None:
                 profiles.clean_staging(bundles.dir)
@@ -537,6 +546,11 @@ def _sync_locked(
                         _add_record(index, records, outcome.record)
                     if outcome.built and bundles is not None:
                         bundles.record(person, outcome)
+            ran = time.perf_counter()
+            if tasks:  # keys, certificates and bundles were written without fsync: make them durable
+                os.sync()  # before the index, the CRL, the passwords or the state vouch for them
+            synced = True
+            flushed = time.perf_counter()
             for change in changes:
                 if change.action == "update" and change.person is not None:
                     record = current[change.id]  # the very dict in index.certs
@@ -553,11 +567,13 @@ def _sync_locked(
                     if bundle_change.action == "remove":
                         bundles.remove(bundle_change.id)
         finally:
-            flushed = time.perf_counter()
+            if tasks and not synced:  # an error or Ctrl-C: what was written is still recorded, durably
+                os.sync()
             if bundles is not None:
                 bundles.save()
             saved = time.perf_counter()
-            result.timings.update(plan=worked - started, work=flushed - worked, flush=saved - flushed)
+            result.timings.update(plan=worked - started, work=ran - worked if ran else 0.0,
+                                  flush=flushed - ran if ran else 0.0)  # fmt: skip
     result.timings["save"] = time.perf_counter() - saved  # the index, on leaving pki.bulk
     return result
 
@@ -605,9 +621,6 @@ class _Bundles:
         self.state.remove(user_id)
 
     def save(self) -> None:
-        if self.built:
-            os.sync()  # bundles are written without per-file fsync: make them durable before the
-            # passwords and the state that vouch for them
         self.passwords.save()
         self.state.save()
 

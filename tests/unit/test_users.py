@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import plistlib
 import stat
 from collections.abc import Callable
@@ -14,7 +15,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from svpn import bench_users, pki, proposals, users
+from svpn import bench_users, fsutil, pki, proposals, users
 from svpn.errors import SvpnError
 
 PASS = "correct horse battery"
@@ -355,6 +356,30 @@ def test_the_process_pool_path(env: Env, monkeypatch: pytest.MonkeyPatch) -> Non
     ]
     row = env.passwords_by_id()["u6"]
     assert pkcs12.load_key_and_certificates(p12_of(env, "u6"), row["password"].encode())[1] is not None
+
+
+def test_bulk_writes_skip_fsync_and_sync_once_before_anything_records_them(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events: list[str] = []
+    real_fsync, real_atomic = os.fsync, fsutil.atomic_write
+    monkeypatch.setattr("os.fsync", lambda fd: (events.append("fsync"), real_fsync(fd))[1])
+    monkeypatch.setattr("os.sync", lambda: events.append("sync"))
+
+    def recording_atomic(path: Path, *args: object, **kwargs: object) -> None:
+        real_atomic(path, *args, **kwargs)  # type: ignore[arg-type]
+        if Path(path).name in ("index.json", "passwords.csv", ".svpn-bundles.json"):
+            events.append(Path(path).name)
+
+    monkeypatch.setattr(fsutil, "atomic_write", recording_atomic)
+    monkeypatch.setattr(pki, "atomic_write", recording_atomic)
+    monkeypatch.setattr(users, "atomic_write", recording_atomic)
+    env.sync(STAFF)
+    assert events.count("sync") == 1
+    first_record = min(events.index(n) for n in ("index.json", "passwords.csv", ".svpn-bundles.json"))
+    assert events.index("sync") < first_record
+    # the records themselves stay durable; the keys, certificates and bundles were not fsynced one by one
+    assert events[: events.index("sync")] == []
 
 
 # --------------------------------------------------------------------------- refusals
