@@ -29,10 +29,11 @@ from typing import Any
 
 import jinja2
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from svpn import pki
 from svpn.buckets import DEFAULT_BUCKETS, bucket_owners
 from svpn.errors import SvpnError
 from svpn.lbhash import bucket_of
@@ -153,32 +154,7 @@ def make_loadtest_ca(run_id: str, now: dt.datetime, lifetime: dt.timedelta) -> L
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, "SVPN lab"),
         ]
     )
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(hours=1))
-        .not_valid_after(now + lifetime)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
+    cert = pki.ca_certificate(key, name, now - dt.timedelta(hours=1), now + lifetime, signs_data=True)
     return LoadtestCA(
         dn=f"CN={cn}, {ID_SUFFIX}",
         cert_pem=cert.public_bytes(serialization.Encoding.PEM),

@@ -369,6 +369,45 @@ def _load_cert(path: Path) -> x509.Certificate | None:
         return None
 
 
+def key_usage(*, signs_data: bool, signs_certs: bool) -> x509.KeyUsage:
+    """keyUsage: digitalSignature for a key that signs IKE AUTH payloads, keyCertSign + cRLSign for a CA."""
+    return x509.KeyUsage(
+        digital_signature=signs_data,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=signs_certs,
+        crl_sign=signs_certs,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
+def ca_certificate(
+    key: PrivateKey,
+    subject: x509.Name,
+    not_before: dt.datetime,
+    not_after: dt.datetime,
+    *,
+    signs_data: bool = False,
+) -> x509.Certificate:
+    """A self-signed CA certificate (pathlen 0: it issues end-entity certificates only)."""
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(key_usage(signs_data=signs_data, signs_certs=True), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, _hash_for(key))
+    )
+
+
 def init_ca(
     pki_dir: PkiDir | Path,
     name: str,
@@ -392,32 +431,7 @@ def init_ca(
     key = generate_key(key_type)
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
     now = _now()
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - _BACKDATE)
-        .not_valid_after(now + dt.timedelta(days=days))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, _hash_for(key))
-    )
+    cert = ca_certificate(key, subject, now - _BACKDATE, now + dt.timedelta(days=days))
     key_pem = _key_pem(key, secret)
     index = Index()
     index.add(_record("ca", cn, cert))
@@ -532,20 +546,7 @@ def _leaf_cert(
         .not_valid_before(now - _BACKDATE)
         .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        .add_extension(key_usage(signs_data=True, signs_certs=False), critical=True)
         .add_extension(x509.ExtendedKeyUsage(eku), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .add_extension(

@@ -14,11 +14,10 @@ import subprocess
 import time
 from pathlib import Path
 
-import testinfra
-
 from svpn.buckets import bucket_owners
+from svpn.labprobe import ScenarioHosts
 from svpn.lbhash import bucket_of
-from svpn.sas import client_tunnel, longest_gap, remote_vips
+from svpn.sas import longest_gap
 
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 REPORT = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"]) / ".lab" / "reports" / "farm.json"
@@ -41,51 +40,12 @@ LB_GAP_GOAL = 5.0
 testinfra_hosts = ["ansible://farm-app1"]
 
 
-def _host(name: str):
-    return testinfra.get_host(f"ansible://{name}?ansible_inventory={INVENTORY}")
-
-
-def _record(key: str, value) -> None:
-    REPORT.parent.mkdir(parents=True, exist_ok=True)
-    data = json.loads(REPORT.read_text()) if REPORT.exists() else {}
-    data[key] = value
-    REPORT.write_text(json.dumps(data, indent=2) + "\n")
-    print(f"\nFIGURE {key}: {value}")
-
-
-def _client_sa(name: str) -> tuple[str, str]:
-    """(virtual IP, IKE SA unique id) of the client's tunnel, or ("", "")."""
-    return client_tunnel(_host(name).run("swanctl --list-sas --ike svpn").stdout)
-
-
-def _reaches_app(name: str, vip: str) -> bool:
-    reply = _host(name).run(f"curl --silent --max-time 3 http://{APP}/").stdout.strip()
-    return reply.endswith(f"client={vip}")
-
-
-def _node_of_vips() -> dict[str, str]:
-    """virtual IP → the concentrator holding its IKE SA, as each node's own charon says."""
-    where = {}
-    for node in NODES:
-        for vip in remote_vips(_host(node).run("swanctl --list-sas --ike svpn").stdout):
-            where[vip] = node
-    return where
+LAB = ScenarioHosts(INVENTORY, REPORT, APP)
+_host, _record, _client_sa = LAB.host, LAB.record, LAB.client_sa
 
 
 def _wait_all_up(clients, timeout: float, avoid: str | None = None) -> dict[str, str]:
-    """Wait until every client has a tunnel (not on *avoid*) and reaches the app through it."""
-    deadline = time.monotonic() + timeout
-    while True:
-        vips = {c: _client_sa(c)[0] for c in clients}
-        where = _node_of_vips() if all(vips.values()) else {}
-        ok = all(vips.values()) and all(
-            where.get(vip) and where.get(vip) != avoid and _reaches_app(c, vip) for c, vip in vips.items()
-        )
-        if ok:
-            return {c: where[vip] for c, vip in vips.items()}
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not all clients up within {timeout:.0f} s: {vips}, nodes {where}")
-        time.sleep(1)
+    return LAB.wait_all_up(clients, NODES, timeout, avoid)
 
 
 def test_every_client_tunnels_through_the_vip_and_reaches_the_app():

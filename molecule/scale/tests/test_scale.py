@@ -13,10 +13,9 @@ import subprocess
 import time
 from pathlib import Path
 
-import testinfra
-
+from svpn.labprobe import ScenarioHosts
 from svpn.recap import changed_hosts, parse_recap
-from svpn.sas import client_tunnel, longest_gap, remote_vips
+from svpn.sas import longest_gap
 
 ROOT = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"])
 EPHEMERAL = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
@@ -33,45 +32,8 @@ DRAIN_GOAL = 60.0
 testinfra_hosts = ["ansible://scale-app1"]
 
 
-def _host(name: str):
-    return testinfra.get_host(f"ansible://{name}?ansible_inventory={INVENTORY}")
-
-
-def _record(key: str, value) -> None:
-    REPORT.parent.mkdir(parents=True, exist_ok=True)
-    data = json.loads(REPORT.read_text()) if REPORT.exists() else {}
-    data[key] = value
-    REPORT.write_text(json.dumps(data, indent=2) + "\n")
-    print(f"\nFIGURE {key}: {value}")
-
-
-def _client_sa(name: str) -> tuple[str, str]:
-    return client_tunnel(_host(name).run("swanctl --list-sas --ike svpn").stdout)
-
-
-def _node_of_vips(nodes) -> dict[str, str]:
-    where = {}
-    for node in nodes:
-        for vip in remote_vips(_host(node).run("swanctl --list-sas --ike svpn").stdout):
-            where[vip] = node
-    return where
-
-
-def _wait_all_up(clients, nodes, timeout: float, avoid: str | None = None) -> dict[str, str]:
-    deadline = time.monotonic() + timeout
-    while True:
-        vips = {c: _client_sa(c)[0] for c in clients}
-        where = _node_of_vips(nodes) if all(vips.values()) else {}
-        ok = all(vips.values()) and all(
-            where.get(v) and where[v] != avoid
-            and _host(c).run(f"curl -s --max-time 3 http://{APP}/").stdout.strip().endswith(f"client={v}")
-            for c, v in vips.items()
-        )  # fmt: skip
-        if ok:
-            return {c: where[v] for c, v in vips.items()}
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not all of {clients} up within {timeout:.0f} s: {vips}, nodes {where}")
-        time.sleep(1)
+LAB = ScenarioHosts(INVENTORY, REPORT, APP)
+_host, _record, _client_sa, _wait_all_up = LAB.host, LAB.record, LAB.client_sa, LAB.wait_all_up
 
 
 def _playbook(name: str, *extra: str) -> tuple[float, str]:
