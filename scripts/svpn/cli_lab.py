@@ -11,17 +11,14 @@ import click
 
 from svpn import lab as labops
 from svpn import labhost
+from svpn.cliopts import path_option
 from svpn.errors import SvpnError
 from svpn.fsutil import repo_root
 from svpn.labstatus import client_statuses
 from svpn.labtopo import Lab, load_lab
 
-_inventory_option = click.option(
-    "--inventory",
-    "-i",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Lab inventory (default: inventories/lab).",
+_inventory_option = path_option(
+    "--inventory", "-i", kind="dir", help="Lab inventory (default: inventories/lab)."
 )
 
 

@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from svpn import labhost
 from svpn import loadtest as lt
+from svpn.cliopts import path_option
 from svpn.errors import SvpnError
 from svpn.fsutil import atomic_write, repo_root
 from svpn.labtopo import load_lab
@@ -46,11 +47,10 @@ class _Bar:
 
 
 @click.command("loadtest")
-@click.option(
+@path_option(
     "--inventory",
     "-i",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
+    kind="dir",
     help="Lab inventory (default: inventories/lab); it must say svpn_lab: true.",
 )
 @click.option(
@@ -108,11 +108,10 @@ class _Bar:
     hidden=True,
     help="charon log level on the generators (logs kept in .lab/loadtest/GEN.log); for debugging.",
 )
-@click.option(
+@path_option(
     "--json",
     "json_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
+    kind="file",
     help="Write the report (the planner's calibration file: `svpn plan --calibration FILE`).",
 )
 @click.option(

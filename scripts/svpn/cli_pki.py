@@ -11,21 +11,17 @@ from typing import Any
 import click
 
 from svpn import pki as lib
+from svpn.cliopts import path_option
 from svpn.fsutil import repo_root
 
 PASSPHRASE_ENV = "SVPN_CA_PASSPHRASE"
 
-_dir_option = click.option(
-    "--dir",
-    "pki_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="PKI directory (default: pki/ at the repository root).",
+_dir_option = path_option(
+    "--dir", "pki_dir", kind="dir", help="PKI directory (default: pki/ at the repository root)."
 )
-_passphrase_option = click.option(
+_passphrase_option = path_option(
     "--passphrase-file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
+    kind="file",
     help=f"File holding the CA passphrase (wins over ${PASSPHRASE_ENV}; one trailing newline is dropped).",
 )
 

@@ -11,6 +11,7 @@ import click
 
 from svpn import inventory as inv
 from svpn import plan as planlib
+from svpn.cliopts import path_option
 from svpn.errors import SvpnError
 
 Layer = tuple[dict[str, Any], str]
@@ -110,21 +111,19 @@ def _input_options(func: Any) -> Any:
 
 @click.command("plan")
 @_input_options
-@click.option("--plan", "plan_file", type=click.Path(dir_okay=False, path_type=Path), help="YAML plan file.")
-@click.option(
+@path_option("--plan", "plan_file", kind="file", help="YAML plan file.")
+@path_option(
     "--calibration",
-    type=click.Path(dir_okay=False, path_type=Path),
+    kind="file",
     help="Measured limits (JSON from the load test): ike_sas_per_node, setup_rate_per_core, ...",
 )
-@click.option(
+@path_option(
     "--from",
     "from_dir",
-    type=click.Path(file_okay=False, path_type=Path),
+    kind="dir",
     help="Grow this inventory: its nodes, names, pools and addresses stay; prints the diff.",
 )
-@click.option(
-    "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Write the inventory here."
-)
+@path_option("--out", "out_dir", kind="dir", help="Write the inventory here.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @click.option("--force", is_flag=True, help="With --out: replace a different inventory already there.")
 def plan(

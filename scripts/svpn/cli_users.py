@@ -21,6 +21,7 @@ from rich.progress import (
 
 from svpn import users as lib
 from svpn.cli_pki import _dir_option, _passphrase, _resolve_dir, _with_secret
+from svpn.cliopts import path_option
 from svpn.fsutil import repo_root
 
 PROGRESS_FROM = 200  # tasks: below this a run is short enough to need no bar
@@ -63,22 +64,17 @@ def _inventory(path: Path | None) -> Path:
     return path if path is not None else repo_root() / "inventories" / "lab"
 
 
-_inventory_option = click.option(
+_inventory_option = path_option(
     "--inventory",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
+    kind="dir",
     help="Inventory with the farm settings in group_vars/all.yml (default: inventories/lab).",
 )
-_bundles_option = click.option(
-    "--bundles",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Write a bundle per user into DIR/ID/ (0700; files 0600).",
+_bundles_option = path_option(
+    "--bundles", kind="dir", help="Write a bundle per user into DIR/ID/ (0700; files 0600)."
 )
-_passwords_option = click.option(
+_passwords_option = path_option(
     "--passwords",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
+    kind="file",
     help="CSV of bundle passwords for the helpdesk (default: passwords.csv beside the bundle directory).",
 )
 _legacy_option = click.option(
@@ -94,12 +90,12 @@ def users() -> None:
 
 
 @users.command("sync")
-@click.option(
+@path_option(
     "--roster",
     "roster_path",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
+    kind="file",
     help="Staff roster: CSV or YAML with id, name, email, department.",
+    required=True,
 )
 @_bundles_option
 @_passwords_option
@@ -187,10 +183,9 @@ def sync_cmd(
     default=None,
     help="Worker processes (default: one per core).",
 )
-@click.option(
+@path_option(
     "--work-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
+    kind="dir",
     help="Where the throwaway PKI and bundles go (default: a temporary directory, removed after).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
@@ -229,12 +224,7 @@ def profiles() -> None:
 
 @profiles.command("build")
 @click.argument("user_id", metavar="ID")
-@click.option(
-    "--bundles",
-    type=click.Path(file_okay=False, path_type=Path),
-    required=True,
-    help="Bundle directory: the bundle goes to DIR/ID/.",
-)
+@path_option("--bundles", kind="dir", help="Bundle directory: the bundle goes to DIR/ID/.", required=True)
 @_passwords_option
 @_inventory_option
 @_legacy_option

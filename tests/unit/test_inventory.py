@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import shutil
-import sys
-import types
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import click
 import pytest
 import yaml
 from hypothesis import given, settings
@@ -30,26 +26,9 @@ def make(users: int = 10000, **values: Any) -> planlib.Plan:
 
 
 @pytest.fixture
-def run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Run:
-    """``svpn.cli.main(argv)`` -> (exit code, stdout, stderr); other teams' CLI modules stubbed if absent."""
-    for module, attr in (("svpn.cli_lab", "lab"), ("svpn.cli_users", "users"), ("svpn.cli_pki", "pki")):
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as err:
-            if err.name != module:
-                raise
-            stub = types.ModuleType(module)
-            setattr(stub, attr, click.Group(attr))
-            monkeypatch.setitem(sys.modules, module, stub)
-    from svpn.cli import main
-
-    def _run(*argv: str | Path) -> tuple[int, str, str]:
-        capsys.readouterr()
-        code = main([str(arg) for arg in argv])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return _run
+def run(cli: Run) -> Run:
+    """``svpn.cli.main(argv)`` -> (exit code, stdout, stderr)."""
+    return cli
 
 
 def tree(directory: Path) -> dict[str, bytes]:

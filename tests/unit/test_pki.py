@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import json
 import os
 import stat
 import subprocess
 import sys
-import types
 from collections.abc import Callable
 from pathlib import Path
 
-import click
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -32,28 +29,10 @@ Run = Callable[..., tuple[int, str, str]]
 
 
 @pytest.fixture
-def run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Run:
+def run(monkeypatch: pytest.MonkeyPatch, cli: Run) -> Run:
     """Run ``svpn.cli.main(argv)`` with the CA passphrase in the environment: (exit code, out, err)."""
-    try:
-        importlib.import_module("svpn.cli_lab")
-    except ModuleNotFoundError as err:
-        if err.name != "svpn.cli_lab":
-            raise
-        # cli_lab is another module's job; an empty stand-in lets svpn.cli._register() import it.
-        stub = types.ModuleType("svpn.cli_lab")
-        stub.lab = click.Group("lab")  # type: ignore[attr-defined]
-        monkeypatch.setitem(sys.modules, "svpn.cli_lab", stub)
-    from svpn.cli import main
-
     monkeypatch.setenv("SVPN_CA_PASSPHRASE", PASS)
-
-    def _run(*argv: str | Path) -> tuple[int, str, str]:
-        capsys.readouterr()
-        code = main([str(arg) for arg in argv])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return _run
+    return cli
 
 
 @pytest.fixture

@@ -97,19 +97,10 @@ def env(tmp_path: Path) -> Env:
 
 
 @pytest.fixture
-def run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Run:
+def run(monkeypatch: pytest.MonkeyPatch, cli: Run) -> Run:
     """``svpn.cli.main(argv)`` with the CA passphrase in the environment: (exit code, out, err)."""
-    from svpn.cli import main
-
     monkeypatch.setenv("SVPN_CA_PASSPHRASE", PASS)
-
-    def _run(*argv: str | Path) -> tuple[int, str, str]:
-        capsys.readouterr()
-        code = main([str(arg) for arg in argv])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return _run
+    return cli
 
 
 def snapshot(*roots: Path) -> dict[str, tuple[int, int, bytes]]:

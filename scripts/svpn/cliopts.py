@@ -1,0 +1,15 @@
+"""Option helpers shared by the CLI's command modules."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+import click
+
+
+def path_option(*decls: str, kind: Literal["dir", "file"], help: str, **extra: Any) -> Callable[..., Any]:
+    """A ``--x PATH`` option whose value is a :class:`Path` to a directory or to a file (default None)."""
+    path_type = click.Path(file_okay=kind == "file", dir_okay=kind == "dir", path_type=Path)
+    return click.option(*decls, type=path_type, default=None, help=help, **extra)
