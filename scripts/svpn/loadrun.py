@@ -387,6 +387,43 @@ def restore_lab_clients(lab: Lab, before: set[str], log: Log, timeout: float = 6
     return sorted(missing)
 
 
+SAMPLE_PINGS = 20  # per lab client, 0.2 s apart: 4 s, all clients at once
+
+
+def sample_traffic(lab: Lab, log: Log) -> dict[str, dict[str, Any]]:
+    """Traffic through the lab's own clients' tunnels while the load is up (they carry ESP; the simulated
+    users do not): does the app answer each client's virtual IP, and ping loss and round-trip times."""
+    apps = lab.group("lab_apps")
+    if not apps:
+        log("traffic sample skipped: no host in group lab_apps")
+        return {}
+    app = str(apps[0].addresses["internal"])
+    rows = {
+        row.host: row for row in labstatus.client_statuses(lab, f"http://{app}/") if row.virtual_ip != "-"
+    }
+    by_name = {c.name: c for c in lab.group("lab_clients")}
+    ping = ["ping", "-q", "-n", "-c", str(SAMPLE_PINGS), "-i", "0.2", "-W", "2", app]
+    pings = {
+        name: subprocess.Popen(
+            ["docker", "exec", by_name[name].container, *ping],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for name in rows
+    }
+    sample = {}
+    for name, proc in pings.items():
+        out, _ = proc.communicate(timeout=SAMPLE_PINGS * 0.2 + 30)
+        sample[name] = {
+            "virtual_ip": rows[name].virtual_ip,
+            "node": rows[name].node,
+            "through_tunnel": rows[name].app_reachable,
+            **lt.ping_summary(out),
+        }
+    return sample
+
+
 def run(lab: Lab, options: LoadtestOptions, log: Log, progress: ProgressFn) -> dict[str, Any]:
     """One load test against *lab*; returns the report (svpn.loadtest.summary_lines explains it)."""
     with _exclusive():
@@ -582,6 +619,7 @@ def _run(lab: Lab, options: LoadtestOptions, log: Log, progress: ProgressFn) -> 
             report["concentrators"], with_rss=options.fresh_nodes, curve=report["ramp"]["cost_curve"]
         )
         report["lb_events"] = _lb_events(lbs, started_at)
+        report["sample_traffic"] = sample_traffic(lab, log)
 
         # -- the reconnect storm
         if options.storm:

@@ -637,6 +637,41 @@ def failure_table(failures: Mapping[str, int]) -> dict[str, int]:
     return {REASONS.get(k, k): v for k, v in sorted(failures.items(), key=lambda kv: (-kv[1], kv[0]))}
 
 
+_PING_COUNTS = re.compile(r"(\d+) packets transmitted, (\d+) (?:packets )?received")
+_PING_RTT = re.compile(r"rtt min/avg/max/mdev = ([\d.]+)/([\d.]+)/([\d.]+)/([\d.]+) ms")
+
+
+def ping_summary(output: str) -> dict[str, Any]:
+    """Sent, received, loss and round-trip times from iputils ``ping -q`` output (None where absent)."""
+    counts = _PING_COUNTS.search(output)
+    sent, received = (int(counts.group(1)), int(counts.group(2))) if counts else (0, 0)
+    rtt = _PING_RTT.search(output)
+    return {
+        "sent": sent,
+        "received": received,
+        "loss_pct": round((sent - received) / sent * 100, 1) if sent else None,
+        "rtt_avg_ms": float(rtt.group(2)) if rtt else None,
+        "rtt_max_ms": float(rtt.group(3)) if rtt else None,
+    }
+
+
+def traffic_line(sample: Mapping[str, Mapping[str, Any]], users_up: int) -> str:
+    """One summary line for the traffic sent through the lab clients' tunnels with the load up."""
+    if not sample:
+        return "traffic through a sample of tunnels: no lab client had a tunnel (skipped)"
+    through = sum(1 for row in sample.values() if row.get("through_tunnel"))
+    sent = sum(row["sent"] for row in sample.values())
+    received = sum(row["received"] for row in sample.values())
+    avgs = [row["rtt_avg_ms"] for row in sample.values() if row.get("rtt_avg_ms") is not None]
+    maxes = [row["rtt_max_ms"] for row in sample.values() if row.get("rtt_max_ms") is not None]
+    rtt = f"; rtt avg {sum(avgs) / len(avgs):.1f} ms, max {max(maxes):.1f} ms" if avgs else ""
+    loss = (sent - received) / sent * 100 if sent else 100.0
+    return (
+        f"traffic with {users_up} users up: {through} of {len(sample)} lab clients reached the app through "
+        f"their tunnel; ping {received}/{sent} answered ({loss:.1f} % loss){rtt}"
+    )
+
+
 def summary_lines(report: Mapping[str, Any]) -> list[str]:
     """The human summary printed at the end of a run (the JSON carries the same figures)."""
     lines = []
@@ -692,6 +727,8 @@ def summary_lines(report: Mapping[str, Any]) -> list[str]:
             + f" ({storm['users_back']} back; LBs moved its buckets at {storm.get('lbs_moved_buckets_s')} s, "
             f"first back {storm.get('first_back_s')} s, half {storm.get('half_back_s')} s)"
         )
+    if "sample_traffic" in report:
+        lines.append(traffic_line(report["sample_traffic"], report["ramp"]["up"]))
     if report.get("lab_clients_still_down"):
         lines.append(f"lab clients still down after the run: {', '.join(report['lab_clients_still_down'])}")
     cleanup = report.get("cleanup", {})
@@ -719,6 +756,10 @@ def problems(report: Mapping[str, Any]) -> list[str]:
     counted = sum((spread_info or {}).get("counts", {}).values())
     if spread_info and counted < users:
         found.append(f"the concentrators hold {counted} complete load-test SAs, not {users}")
+    sample = report.get("sample_traffic") or {}
+    blocked = [name for name, row in sample.items() if not row["through_tunnel"]]
+    if blocked:
+        found.append(f"lab clients with a tunnel that did not reach the app through it: {', '.join(blocked)}")
     storm = report.get("storm")
     if storm and storm.get("recovery_s") is None:
         found.append(

@@ -329,6 +329,44 @@ def test_problems_and_summary():
     assert any("not all came back" in line for line in lt.summary_lines(bad))
 
 
+PING_OK = """PING 198.18.2.20 (198.18.2.20) 56(84) bytes of data.
+
+--- 198.18.2.20 ping statistics ---
+20 packets transmitted, 19 received, 5% packet loss, time 3812ms
+rtt min/avg/max/mdev = 0.912/2.405/11.730/2.410 ms
+"""
+PING_NONE = """--- 198.18.2.20 ping statistics ---
+20 packets transmitted, 0 received, 100% packet loss, time 3840ms
+"""
+
+
+def test_ping_summary_reads_iputils_output():
+    assert lt.ping_summary(PING_OK) == {
+        "sent": 20, "received": 19, "loss_pct": 5.0, "rtt_avg_ms": 2.405, "rtt_max_ms": 11.73,
+    }  # fmt: skip
+    assert lt.ping_summary(PING_NONE) == {
+        "sent": 20, "received": 0, "loss_pct": 100.0, "rtt_avg_ms": None, "rtt_max_ms": None,
+    }  # fmt: skip
+    assert lt.ping_summary("ping: connect: Network is unreachable")["sent"] == 0
+
+
+def test_traffic_sample_in_the_summary_and_a_client_off_its_tunnel_is_a_problem():
+    good = {"through_tunnel": True, **lt.ping_summary(PING_OK)}
+    lost = {"through_tunnel": False, **lt.ping_summary(PING_NONE)}
+    report = _report(sample_traffic={"client1": good, "client2": good})
+    line = lt.traffic_line(report["sample_traffic"], 10)
+    assert line == (
+        "traffic with 10 users up: 2 of 2 lab clients reached the app through their tunnel; "
+        "ping 38/40 answered (5.0 % loss); rtt avg 2.4 ms, max 11.7 ms"
+    )
+    assert line in lt.summary_lines(report)
+    assert lt.problems(report) == []
+    bad = _report(sample_traffic={"client1": good, "client2": lost})
+    assert "1 of 2 lab clients" in lt.traffic_line(bad["sample_traffic"], 10)
+    assert any("client2" in p for p in lt.problems(bad))
+    assert "skipped" in lt.traffic_line({}, 10)
+
+
 def test_failure_table_in_words():
     assert lt.failure_table({"T": 2, "V": 5}) == {
         "no virtual IP assigned": 5,
