@@ -531,26 +531,33 @@ def _sync_locked(
         tasks = _tasks(changes, issue, build, opts.days)
         records = _records_by_user(index)
         worked = time.perf_counter()
-        synced = False
-        ran = flushed = 0.0
         try:
-            if bundles is not None:
-                profiles.clean_staging(bundles.dir)
-            bar_cm = progress_factory(len(tasks)) if progress_factory and tasks else contextlib.nullcontext()
-            with TaskRunner(tasks, _worker_args(pki_dir, ca, bundles), opts.workers) as runner, bar_cm as bar:
-                by_id = people.by_id()
-                for outcome in runner.outcomes(bar.advance if bar is not None else None):
-                    person = by_id[outcome.id]
-                    if outcome.record is not None:
-                        outcome.record["department"] = person.department
-                        _add_record(index, records, outcome.record)
-                    if outcome.built and bundles is not None:
-                        bundles.record(person, outcome)
-            ran = time.perf_counter()
-            if tasks:  # keys, certificates and bundles were written without fsync: make them durable
-                os.sync()  # before the index, the CRL, the passwords or the state vouch for them
-            synced = True
-            flushed = time.perf_counter()
+            try:
+                if bundles is not None:
+                    profiles.clean_staging(bundles.dir)
+                bar_cm = (
+                    progress_factory(len(tasks)) if progress_factory and tasks else contextlib.nullcontext()
+                )
+                with (
+                    TaskRunner(tasks, _worker_args(pki_dir, ca, bundles), opts.workers) as runner,
+                    bar_cm as bar,
+                ):
+                    by_id = people.by_id()
+                    for outcome in runner.outcomes(bar.advance if bar is not None else None):
+                        person = by_id[outcome.id]
+                        if outcome.record is not None:
+                            outcome.record["department"] = person.department
+                            _add_record(index, records, outcome.record)
+                        if outcome.built and bundles is not None:
+                            bundles.record(person, outcome)
+            finally:
+                # Keys, certificates and bundles were written without fsync: one sync makes them durable
+                # before the index, the CRL, the passwords or the state vouch for them (after an error or
+                # Ctrl-C too: what was written is still recorded).
+                ran = time.perf_counter()
+                if tasks:
+                    os.sync()
+                flushed = time.perf_counter()
             for change in changes:
                 if change.action == "update" and change.person is not None:
                     record = current[change.id]  # the very dict in index.certs
@@ -567,13 +574,10 @@ def _sync_locked(
                     if bundle_change.action == "remove":
                         bundles.remove(bundle_change.id)
         finally:
-            if tasks and not synced:  # an error or Ctrl-C: what was written is still recorded, durably
-                os.sync()
             if bundles is not None:
                 bundles.save()
             saved = time.perf_counter()
-            result.timings.update(plan=worked - started, work=ran - worked if ran else 0.0,
-                                  flush=flushed - ran if ran else 0.0)  # fmt: skip
+            result.timings.update(plan=worked - started, work=ran - worked, flush=flushed - ran)
     result.timings["save"] = time.perf_counter() - saved  # the index, on leaving pki.bulk
     return result
 
@@ -586,7 +590,6 @@ class _Bundles:
     ctx: profiles.BundleContext
     state: BundleState
     passwords: PasswordFile
-    built: bool = False
 
     @classmethod
     def open(cls, opts: SyncOptions, pki_dir: pki.PkiDir) -> _Bundles:
@@ -598,7 +601,6 @@ class _Bundles:
         return cls(opts.bundles, ctx, BundleState.load(opts.bundles), PasswordFile.load(passwords_path))
 
     def record(self, person: roster.Person, outcome: Outcome) -> None:
-        self.built = True
         user = profiles.UserInfo(person.id, person.name, person.email, person.department)
         entry = {
             "serial": outcome.serial,
