@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from svpn.labstatus import app_saw
 from svpn.sas import client_tunnel, remote_vips
 
 
@@ -42,8 +43,7 @@ class ScenarioHosts:
 
     def reaches_app(self, client: str, vip: str) -> bool:
         """The app answers the client, and saw the client's virtual IP (so: through the tunnel)."""
-        reply = self.host(client).run(f"curl --silent --max-time 3 http://{self.app}/").stdout.strip()
-        return reply.endswith(f"client={vip}")
+        return app_saw(self.host(client).run(f"curl --silent --max-time 3 http://{self.app}/").stdout, vip)
 
     def node_of_vips(self, nodes: Iterable[str]) -> dict[str, str]:
         """virtual IP → the concentrator holding its IKE SA, as each node's own charon says."""

@@ -55,6 +55,11 @@ def list_sas(container: str) -> list[dict[str, Any]]:
         return sas
 
 
+def app_saw(reply: str, vip: str) -> bool:
+    """The lab app's reply ("svpn-lab-app NAME client=ADDR") names *vip*: it came through the tunnel."""
+    return bool(vip) and reply.strip().endswith(f"client={vip}")
+
+
 def _probe_app(client: LabHost, url: str) -> str:
     done = subprocess.run(
         ["docker", "exec", client.container, "curl", "--silent", "--max-time", "3", url],
@@ -84,7 +89,7 @@ def client_statuses(lab: Lab, app_url: str) -> list[ClientStatus]:
                 state=sa.get("state", "DOWN"),
                 virtual_ip=vip or "-",
                 node=node_of_vip.get(vip, "-"),
-                app_reachable=bool(vip) and reply.endswith(f"client={vip}"),
+                app_reachable=app_saw(reply, vip),
                 app_reply=reply,
             )
         )

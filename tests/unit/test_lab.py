@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from svpn import labstatus
 from svpn.errors import SvpnError
 from svpn.farm import pool_routes
 from svpn.labimage import LAB_PACKAGES, ImageSpec
@@ -102,3 +103,11 @@ def test_pool_routes_come_from_each_nodes_pool_and_internal_address() -> None:
             ["c"],
             "internal",
         )
+
+
+def test_app_saw_the_virtual_ip_only_when_its_reply_names_it():
+    reply = "svpn-lab-app app1 client=198.19.16.2\n"
+    assert labstatus.app_saw(reply, "198.19.16.2")
+    assert not labstatus.app_saw(reply, "198.19.16.22")
+    assert not labstatus.app_saw("svpn-lab-app app1 client=198.18.1.101", "198.19.16.2")  # not tunnelled
+    assert not labstatus.app_saw("", "")
