@@ -12,8 +12,7 @@ from pathlib import Path
 
 import click
 import pytest
-
-from svpn.cli import _register, cli
+from conftest import cli_commands
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = sorted(
@@ -58,17 +57,13 @@ def test_the_docs_show_commands_at_all() -> None:
 
 
 def _check_svpn(argv: list[str]) -> None:
-    _register()  # as svpn.cli.main does (adding a command twice is harmless)
-    command: click.Command = cli
-    ctx = click.Context(cli, info_name="svpn")  # a bare context: nothing parsed, nothing lenient
-    while isinstance(command, click.Group) and argv and not argv[0].startswith("-"):
-        sub = command.get_command(ctx, argv[0])
-        assert sub is not None, f"no such command: {argv[0]!r}"
-        command, argv = sub, argv[1:]
-        ctx = click.Context(command, info_name=command.name, parent=ctx)
+    commands = cli_commands()
+    path = next((p for p in commands if tuple(argv[: len(p)]) == p), None)
+    assert path is not None, f"no such command: svpn {' '.join(a for a in argv if not a.startswith('-'))}"
+    command, parent = commands[path]
     # Optional parts shown in brackets ("[--legacy-p12]") are options like any other.
-    argv = [arg.strip("[]") for arg in argv if arg.strip("[]")]
-    command.make_context(command.name or "", argv, parent=ctx.parent)  # raises on unknown or missing options
+    rest = [arg.strip("[]") for arg in argv[len(path) :] if arg.strip("[]")]
+    command.make_context(path[-1], rest, parent=parent)  # raises on unknown or missing options
 
 
 def _make_targets() -> set[str]:

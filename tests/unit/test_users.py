@@ -68,6 +68,11 @@ class Env:
     def sync(self, rows: list[Row], **extra: object) -> users.SyncResult:
         return users.sync(self.options(self.roster(rows), **extra), lambda: PASS)
 
+    def sync_argv(self, roster: Path, *extra: str) -> list[str | Path]:
+        """`svpn users sync` with this environment's PKI, bundles and inventory."""
+        return ["users", "sync", "--roster", roster, "--dir", self.pki, "--bundles", self.bundles,
+                "--inventory", self.inventory, *extra]  # fmt: skip
+
     def passwords_by_id(self) -> dict[str, dict[str, str]]:
         with self.passwords.open(encoding="utf-8", newline="") as handle:
             return {row["id"]: row for row in csv.DictReader(handle)}
@@ -388,20 +393,7 @@ def test_malformed_roster_lists_every_problem_and_changes_nothing(env: Env, run:
         ],
         "bad.csv",
     )
-    code, out, err = run(
-        "users",
-        "sync",
-        "--roster",
-        bad,
-        "--dir",
-        env.pki,
-        "--bundles",
-        env.bundles,
-        "--passwords",
-        env.passwords,
-        "--inventory",
-        env.inventory,
-    )
+    code, out, err = run(*env.sync_argv(bad, "--passwords", str(env.passwords)))
     assert code == 2 and out == ""
     assert "Traceback" not in err
     lines = err.strip().splitlines()
@@ -446,20 +438,7 @@ def test_dry_run_prints_the_diff_writes_nothing_and_needs_no_passphrase(
     roster_path = env.roster([STAFF[0], STAFF[2]], "next.csv")
     before = snapshot(env.root)
     code, out, err = run(
-        "users",
-        "sync",
-        "--roster",
-        roster_path,
-        "--dir",
-        env.pki,
-        "--bundles",
-        env.bundles,
-        "--passwords",
-        env.passwords,
-        "--inventory",
-        env.inventory,
-        "--dry-run",
-        "--json",
+        *env.sync_argv(roster_path, "--passwords", str(env.passwords), "--dry-run", "--json")
     )
     assert (code, err) == (0, "")
     data = json.loads(out)
@@ -475,18 +454,7 @@ def test_wrong_passphrase_is_one_line_and_writes_nothing(
     roster_path = env.roster(STAFF)
     before = snapshot(env.root)
     monkeypatch.setenv("SVPN_CA_PASSPHRASE", "not the passphrase")
-    code, out, err = run(
-        "users",
-        "sync",
-        "--roster",
-        roster_path,
-        "--dir",
-        env.pki,
-        "--bundles",
-        env.bundles,
-        "--inventory",
-        env.inventory,
-    )
+    code, out, err = run(*env.sync_argv(roster_path))
     assert code == 2 and out == ""
     assert err.strip().splitlines() == [
         f"svpn: error: CA passphrase is wrong for {env.pki / 'ca' / 'ca.key'}"
@@ -512,18 +480,7 @@ def test_passwords_file_inside_the_bundles_is_refused(env: Env) -> None:
 
 def test_cli_sync_prints_the_diff_and_json(env: Env, run: Run) -> None:
     roster_path = env.roster(STAFF)
-    code, out, err = run(
-        "users",
-        "sync",
-        "--roster",
-        roster_path,
-        "--dir",
-        env.pki,
-        "--bundles",
-        env.bundles,
-        "--inventory",
-        env.inventory,
-    )
+    code, out, err = run(*env.sync_argv(roster_path))
     assert (code, err) == (0, "")
     assert out.splitlines() == [
         "add: jkim (김지우 <jkim@city.example.kr>): new user",
