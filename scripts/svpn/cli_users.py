@@ -77,6 +77,12 @@ _passwords_option = path_option(
     kind="file",
     help="CSV of bundle passwords for the helpdesk (default: passwords.csv beside the bundle directory).",
 )
+_workers_option = click.option(
+    "--workers",
+    type=click.IntRange(min=1, max=256),
+    default=None,
+    help="Worker processes (default: one per core).",
+)
 _legacy_option = click.option(
     "--legacy-p12",
     is_flag=True,
@@ -112,12 +118,7 @@ def users() -> None:
     "--days", type=click.IntRange(min=1), default=730, show_default=True, help="Validity of new certificates."
 )
 @_legacy_option
-@click.option(
-    "--workers",
-    type=click.IntRange(min=1, max=256),
-    default=None,
-    help="Worker processes (default: one per core).",
-)
+@_workers_option
 @click.option("--dry-run", is_flag=True, help="Print the diff; write nothing (no passphrase needed).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @_with_secret
@@ -177,12 +178,7 @@ def sync_cmd(
 )
 @_inventory_option
 @_legacy_option
-@click.option(
-    "--workers",
-    type=click.IntRange(min=1, max=256),
-    default=None,
-    help="Worker processes (default: one per core).",
-)
+@_workers_option
 @path_option(
     "--work-dir",
     kind="dir",

@@ -15,7 +15,7 @@ import ipaddress
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Any
@@ -489,17 +489,22 @@ def _no_overlap(key_a: str, net_a: str, key_b: str, net_b: str) -> None:
 # --------------------------------------------------------------------------- plan and calibration files
 
 
+def _refuse_unknown_keys(data: Mapping[Any, Any], valid: Iterable[str], label: str) -> None:
+    valid = list(valid)
+    unknown = sorted(str(key) for key in data if key not in valid)
+    if unknown:
+        raise SvpnError(
+            f"{label}: unknown key {', '.join(map(repr, unknown))}; valid keys: {', '.join(valid)}"
+        )
+
+
 def plan_file_layer(data: Any, label: str) -> dict[str, Any]:
     """The keys of a YAML plan file (already loaded), checked against the inputs."""
     if data is None:
         return {}
     if not isinstance(data, Mapping):
         raise SvpnError(f"{label}: expected a mapping of plan inputs (key: value), got {type(data).__name__}")
-    unknown = sorted(str(key) for key in data if key not in DEFAULT_INPUT)
-    if unknown:
-        raise SvpnError(
-            f"{label}: unknown key {', '.join(map(repr, unknown))}; valid keys: {', '.join(INPUT_KEYS)}"
-        )
+    _refuse_unknown_keys(data, INPUT_KEYS, label)
     return dict(data)
 
 
@@ -520,12 +525,7 @@ def calibration_layer(data: Any, label: str) -> dict[str, Any]:
         data, label = data["calibration"], f"{label}: calibration"
     if not isinstance(data, Mapping):
         raise SvpnError(f"{label}: expected a JSON object with measured limits, got {type(data).__name__}")
-    unknown = sorted(str(key) for key in data if key not in CALIBRATION_TYPES)
-    if unknown:
-        raise SvpnError(
-            f"{label}: unknown key {', '.join(map(repr, unknown))}; valid keys: "
-            f"{', '.join(CALIBRATION_TYPES)}"
-        )
+    _refuse_unknown_keys(data, CALIBRATION_TYPES, label)
     for key, value in data.items():
         types = CALIBRATION_TYPES[key]
         if isinstance(value, bool) or not isinstance(value, types) or value <= 0:
