@@ -351,7 +351,7 @@ def _clients_up(lab: Lab) -> set[str]:
     up = set()
     for client in lab.group("lab_clients"):
         with contextlib.suppress(SvpnError, OSError, SessionException):
-            sas = [sa for sa in labstatus.list_sas(client.container) if sa.get("name") == "svpn"]
+            sas = labstatus.list_sas(client.container, ike=labstatus.LAB_CONNECTION)
             if any(sa.get("state") == "ESTABLISHED" and sa.get("children") for sa in sas):
                 up.add(client.name)
     return up
