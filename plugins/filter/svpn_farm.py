@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from svpn import farm, inventory, sas
+from svpn import farm, inventory, pki, sas
 
 
 class FilterModule:
@@ -14,4 +14,7 @@ class FilterModule:
             "svpn_interface_of": farm.interface_of,
             "svpn_farm_problems": inventory.farm_problems,
             "svpn_sa_ids_of_users": sas.sa_ids_of_users,
+            "svpn_sas_of_users": sas.sas_of_identities,
+            "svpn_sessions_ended_by_user": sas.sessions_ended_by_user,
+            "svpn_cert_policy": pki.swanctl_cert_policy,
         }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 from collections.abc import Callable
@@ -12,6 +13,7 @@ import click
 
 from svpn import pki as lib
 from svpn.cliopts import path_option
+from svpn.errors import SvpnError
 from svpn.fsutil import repo_root
 
 PASSPHRASE_ENV = "SVPN_CA_PASSPHRASE"
@@ -40,6 +42,27 @@ def _passphrase(passphrase_file: Path | None) -> str | None:
     return os.environ.get(PASSPHRASE_ENV) or None
 
 
+def _warn_expiry(pki_path: lib.PkiDir) -> None:
+    """After a command worked: what expires soon (as `svpn pki check` with its defaults), on stderr.
+    Reads certificates only; never fails the command."""
+    try:
+        warnings = lib.expiry_warnings(pki_path, dt.datetime.now(dt.UTC))
+    except (SvpnError, OSError, ValueError, KeyError, TypeError):
+        return
+    for warning in warnings:
+        click.echo(f"svpn: warning: {warning}", err=True)
+
+
+def _days(count: int) -> str:
+    return f"{count} day{'' if count == 1 else 's'}"
+
+
+class ExpiryFound(SvpnError):
+    """`svpn pki check` found something that expires within the window (listed before this summary)."""
+
+    exit_code = 1
+
+
 @click.group()
 def pki() -> None:
     """The farm's private CA: CA, concentrator and user certificates, CRL.
@@ -58,6 +81,7 @@ def init_cmd(name: str, key_type: str, days: int, pki_dir: Path | None, passphra
     pki_path = _resolve_dir(pki_dir)
     result = lib.init_ca(pki_path, name, _passphrase(passphrase_file), key_type=key_type, days=days)
     click.echo(f"{result.action}: ca {result.name} ({result.cert_path})")
+    _warn_expiry(pki_path)
 
 
 @pki.command("server")
@@ -77,6 +101,7 @@ def server_cmd(
     ca = lib.load_ca(pki_path, _passphrase(passphrase_file))
     with lib.locked(pki_path):
         click.echo(str(lib.issue_server(pki_path, ca, name, list(sans), days=days)))
+    _warn_expiry(pki_path)
 
 
 @pki.command("user")
@@ -103,6 +128,7 @@ def user_cmd(
     ca = lib.load_ca(pki_path, _passphrase(passphrase_file))
     with lib.locked(pki_path):
         click.echo(str(lib.issue_user(pki_path, ca, user_id, email=email, name=full_name, days=days)))
+    _warn_expiry(pki_path)
 
 
 @pki.command("revoke")
@@ -121,6 +147,7 @@ def revoke_cmd(name: str, is_server: bool, pki_dir: Path | None, passphrase_file
         click.echo(f"unchanged: already revoked: {kind} {name}")
     else:
         click.echo(f"revoked: {kind} {name} (CRL {pki_path.crl})")
+    _warn_expiry(pki_path)
 
 
 @pki.command("crl")
@@ -134,6 +161,7 @@ def crl_cmd(days: int, pki_dir: Path | None, passphrase_file: Path | None) -> No
     ca = lib.load_ca(pki_path, _passphrase(passphrase_file))
     with lib.locked(pki_path):
         click.echo(f"written: {lib.write_crl(pki_path, ca, days)}")
+    _warn_expiry(pki_path)
 
 
 @pki.command("list")
@@ -141,12 +169,99 @@ def crl_cmd(days: int, pki_dir: Path | None, passphrase_file: Path | None) -> No
 @_dir_option
 def list_cmd(as_json: bool, pki_dir: Path | None) -> None:
     """List the certificates in the index (no passphrase needed)."""
-    rows = lib.list_certs(_resolve_dir(pki_dir))
+    pki_path = _resolve_dir(pki_dir)
+    rows = lib.list_certs(pki_path)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
-        return
-    headers = {"serial": "SERIAL", "kind": "KIND", "cn": "CN", "not_after": "NOT AFTER", "status": "STATUS"}
-    table = [headers] + [{**row, "not_after": row["not_after"][:10]} for row in rows]
-    widths = {key: max(len(r[key]) for r in table) for key in headers}
-    for row in table:
-        click.echo("  ".join(row[key].ljust(widths[key]) for key in headers).rstrip())
+    else:
+        headers = {
+            "serial": "SERIAL",
+            "kind": "KIND",
+            "cn": "CN",
+            "not_after": "NOT AFTER",
+            "status": "STATUS",
+        }
+        table = [headers] + [{**row, "not_after": row["not_after"][:10]} for row in rows]
+        widths = {key: max(len(r[key]) for r in table) for key in headers}
+        for row in table:
+            click.echo("  ".join(row[key].ljust(widths[key]) for key in headers).rstrip())
+    _warn_expiry(pki_path)
+
+
+@pki.command("identities")
+@click.argument("user_ids", metavar="ID...", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help='JSON: {"ID": ["CN=ID", "e-mail", ...], ...}.')
+@_dir_option
+def identities_cmd(user_ids: tuple[str, ...], as_json: bool, pki_dir: Path | None) -> None:
+    """Every IKE identity the certificates ever issued to each user ID carry (current, superseded and
+    revoked ones), as strongSwan shows them: the subject DN and each SAN. No passphrase needed."""
+    pki_path = _resolve_dir(pki_dir)
+    found = lib.identities_of_users(pki_path, list(dict.fromkeys(user_ids)))
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+    else:
+        for user_id, identities in found.items():
+            click.echo(user_id)
+            for identity in identities:
+                click.echo(f"  {identity}")
+    _warn_expiry(pki_path)
+
+
+@pki.command("ca-policy")
+@_with_secret
+def ca_policy_cmd(pki_dir: Path | None, passphrase_file: Path | None) -> None:
+    """Make the CA certificate allow the user-certificate policy (a CA made before it existed): re-signed
+    with the same key, subject and validity. Concentrators that require the policy need this CA
+    certificate; until then they refuse every user. The passphrase is only needed to change it."""
+    pki_path = _resolve_dir(pki_dir)
+    policy = lib.USER_CERT_POLICY.dotted_string
+    if lib.ca_allows_user_policy(pki_path):
+        click.echo(f"unchanged: CA certificate {pki_path.ca_cert} already allows policy {policy}")
+    else:
+        ca = lib.load_ca(pki_path, _passphrase(passphrase_file))
+        with lib.locked(pki_path):
+            outcome = lib.add_ca_policy(pki_path, ca)
+        click.echo(f"{outcome}: CA certificate {pki_path.ca_cert} allows policy {policy}")
+    _warn_expiry(pki_path)
+
+
+@pki.command("check")
+@click.option(
+    "--warn-days",
+    type=click.IntRange(min=0),
+    default=lib.WARN_DAYS,
+    show_default=True,
+    help="Window for the CA and the concentrator certificates, in days.",
+)
+@click.option(
+    "--crl-warn-days",
+    type=click.IntRange(min=0),
+    default=lib.CRL_WARN_DAYS,
+    show_default=True,
+    help="Window for the CRL's nextUpdate, in days (a CRL lives 7 days and is re-signed daily).",
+)
+@click.option("--json", "as_json", is_flag=True, help="JSON: a list of objects, one per item.")
+@_dir_option
+def check_cmd(warn_days: int, crl_warn_days: int, as_json: bool, pki_dir: Path | None) -> None:
+    """List what expires soon: the CA, concentrator certificates, the CRL (no passphrase needed).
+
+    One line per item that expires within the window or already has; exits 1 if there is any, 0 if not.
+    """
+    pki_path = _resolve_dir(pki_dir)
+    warnings = lib.expiry_warnings(pki_path, dt.datetime.now(dt.UTC), warn_days, crl_warn_days)
+    if as_json:
+        click.echo(json.dumps([w.to_json() for w in warnings], indent=2))
+    else:
+        for warning in warnings:
+            click.echo(str(warning))
+    if warnings:
+        expired = sum(1 for w in warnings if w.expired)
+        raise ExpiryFound(
+            f"{len(warnings)} item(s) in {pki_path.path} expire within {_days(warn_days)} (the CRL within "
+            f"{_days(crl_warn_days)}), {expired} already expired or missing"
+        )
+    if not as_json:
+        click.echo(
+            f"ok: nothing in {pki_path.path} expires within {_days(warn_days)} (the CRL within "
+            f"{_days(crl_warn_days)})"
+        )

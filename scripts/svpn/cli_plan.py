@@ -99,13 +99,20 @@ _OPTIONS: list[tuple[str, dict[str, Any]]] = [
     ("--tunnel-mode", {"type": click.Choice(list(planlib.TUNNEL_MODES)), "help": "split or full [split]."}),
     ("--ike-proposals", {"help": "IKE proposals, comma-separated strongSwan keywords."}),
     ("--esp-proposals", {"help": "ESP proposals, comma-separated strongSwan keywords."}),
+    (
+        "--esp-pfs-optional/--esp-pfs-required",
+        {
+            "help": "Let ESP proposals without a DH group (no PFS on rekeys) through, for legacy clients "
+            "only; see docs/operations.md, Crypto policy [required]."
+        },
+    ),
 ]
 _FLAG_TO_KEY = {flag: key for key, flag in planlib.FLAGS.items()}
 
 
 def _input_options(func: Any) -> Any:
     for flag, settings in reversed(_OPTIONS):
-        func = click.option(flag, _FLAG_TO_KEY[flag], default=None, **settings)(func)
+        func = click.option(flag, _FLAG_TO_KEY[flag.split("/")[0]], default=None, **settings)(func)
     return func
 
 

@@ -20,7 +20,7 @@ from rich.progress import (
 )
 
 from svpn import users as lib
-from svpn.cli_pki import _dir_option, _passphrase, _resolve_dir, _with_secret
+from svpn.cli_pki import _passphrase, _resolve_dir, _with_secret
 from svpn.cliopts import path_option
 from svpn.fsutil import repo_root
 
@@ -158,6 +158,15 @@ def sync_cmd(
     else:
         for line in result.lines():
             click.echo(line)
+    revoked = [c.id for c in result.changes if c.action == "revoke"]
+    if revoked and not dry_run:
+        # The PKI changed, the farm did not: live sessions go on until the CRL reaches the nodes.
+        click.echo(
+            f"svpn: note: {len(revoked)} revoked; their live sessions end only when the CRL reaches the "
+            "concentrators: ansible-playbook -i inventories/ENV playbooks/end-sessions.yml "
+            f"-e users={','.join(revoked)} (playbooks/sync-users.yml does both in one run)",
+            err=True,
+        )
 
 
 @users.command("bench")
@@ -224,7 +233,7 @@ def profiles() -> None:
 @_passwords_option
 @_inventory_option
 @_legacy_option
-@_dir_option
+@_with_secret
 def build_cmd(
     user_id: str,
     bundles: Path,
@@ -232,12 +241,19 @@ def build_cmd(
     inventory: Path | None,
     legacy_p12: bool,
     pki_dir: Path | None,
+    passphrase_file: Path | None,
 ) -> None:
     """(Re)build the bundle of user ID from its current certificate, with a new password.
 
-    No CA passphrase is needed: nothing is signed.
+    Nothing is signed, but the user's key is sealed: the CA passphrase opens it.
     """
     folder, password_file = lib.build_one(
-        _resolve_dir(pki_dir), user_id, _inventory(inventory), bundles, passwords, legacy_p12
+        _resolve_dir(pki_dir),
+        user_id,
+        _inventory(inventory),
+        bundles,
+        passwords,
+        legacy_p12,
+        passphrase=lambda: _passphrase(passphrase_file),
     )
     click.echo(f"built: {folder} (password in {password_file})")

@@ -38,6 +38,7 @@ from typing import Any
 import yaml
 
 from svpn import plan as planlib
+from svpn import proposals
 from svpn.buckets import DEFAULT_BUCKETS
 from svpn.errors import SvpnError
 from svpn.fsutil import atomic_write
@@ -74,12 +75,15 @@ ALL_TO_INPUT = {
     "svpn_dns_servers": "dns",
     "svpn_ike_proposals": "ike_proposals",
     "svpn_esp_proposals": "esp_proposals",
+    "svpn_esp_pfs_optional": "esp_pfs_optional",
     "svpn_pki_dir": "pki_dir",
     "svpn_users": "users",
     "svpn_peak_concurrency_percent": "concurrency_percent",
 }
 NETWORK_ROLES = ("public", "inside", "internal")
 ALL_KEYS = ("svpn_networks", "svpn_plan", *ALL_TO_INPUT)
+# planner keys a planned farm may lack (the default applies): inventories planned before the key existed
+OPTIONAL_PLAN_KEYS = {"svpn_esp_pfs_optional": False}
 
 
 def host_vars_path(name: str) -> str:
@@ -302,9 +306,20 @@ def all_entries(plan: Plan) -> list[Entry]:
         Entry(
             "svpn_ike_proposals",
             list(inp.ike_proposals),
-            "Crypto: AES-GCM with SHA-2 PRFs and ECP/curve25519 groups only (strongSwan keywords).",
+            "Crypto: AES-GCM with SHA-2 PRFs and ECP/curve25519 groups only (strongSwan keywords); "
+            "the crypto policy (docs/operations.md) refuses weak ones.",
         ),
-        Entry("svpn_esp_proposals", list(inp.esp_proposals)),
+        Entry(
+            "svpn_esp_proposals",
+            list(inp.esp_proposals),
+            "Each ESP proposal carries a DH group: perfect forward secrecy on every CHILD_SA rekey.",
+        ),
+        Entry(
+            "svpn_esp_pfs_optional",
+            inp.esp_pfs_optional,
+            "true lets ESP proposals without a DH group through (no PFS on rekeys): only for legacy "
+            "clients that cannot do PFS.",
+        ),
         Entry("svpn_pki_dir", inp.pki_dir, "The controller's PKI (written only by `svpn pki`)."),
         Entry("svpn_users", inp.users, "Planned users (input)."),
         Entry(
@@ -498,7 +513,7 @@ FARM_KEYS = (
     "svpn_pki_dir",
 )
 # farm-wide keys the planner does not write but the playbooks read
-OTHER_FARM_KEYS = ("svpn_lab", "svpn_pki_passphrase_file")
+OTHER_FARM_KEYS = ("svpn_lab", "svpn_pki_passphrase_file", "svpn_bundles_dir")
 KNOWN_FARM_KEYS = (*ALL_KEYS, *OTHER_FARM_KEYS)
 # per-host svpn_* keys: present when the farm-wide values come from a host's vars (Ansible has no other view)
 HOST_KEYS = ("svpn_addresses",)
@@ -567,12 +582,22 @@ def _read_farm(farm: Mapping[str, Any], has_lbs: bool, out: list[str]) -> _FarmF
         if key.startswith("svpn_") and key not in KNOWN_FARM_KEYS and key not in HOST_KEYS:
             out.append(f"{key}: unknown farm-wide setting; valid: {', '.join(KNOWN_FARM_KEYS)}")
     needs_inside = has_lbs or facts.planned
-    required = ALL_KEYS if facts.planned else (*FARM_KEYS, *(["svpn_lb_inside_address"] if has_lbs else []))
+    required = (
+        [key for key in ALL_KEYS if key not in OPTIONAL_PLAN_KEYS]
+        if facts.planned
+        else (*FARM_KEYS, *(["svpn_lb_inside_address"] if has_lbs else []))
+    )
     for key in required:
         if key not in farm:
             out.append(f"{key} missing")
     _read_networks(farm, facts, needs_inside, out)
-    for key in ("svpn_vpn_name", "svpn_tunnel_mode", "svpn_pki_dir", "svpn_pki_passphrase_file"):
+    for key in (
+        "svpn_vpn_name",
+        "svpn_tunnel_mode",
+        "svpn_pki_dir",
+        "svpn_pki_passphrase_file",
+        "svpn_bundles_dir",
+    ):
         if key in farm and not isinstance(farm[key], str):
             out.append(f"{key} must be a string, got {_shown(farm[key])}")
     if "svpn_lab" in farm and not isinstance(farm["svpn_lab"], bool):
@@ -582,12 +607,22 @@ def _read_farm(farm: Mapping[str, Any], has_lbs: bool, out: list[str]) -> _FarmF
     mode = farm.get("svpn_tunnel_mode")
     if isinstance(mode, str) and mode not in planlib.TUNNEL_MODES:
         out.append(f"svpn_tunnel_mode: {mode!r}; valid: {', '.join(planlib.TUNNEL_MODES)}")
+    well_formed: dict[str, list[str] | None] = {}
     for key in ("svpn_ike_proposals", "svpn_esp_proposals"):
+        well_formed[key] = None
         if key in farm:
             if _is_list(farm[key]):
-                _check(out, "", key, lambda k=key: planlib.as_proposals(k, list(farm[k])))
+                if _check(out, "", key, lambda k=key: planlib.as_proposals(k, list(farm[k]))) is not None:
+                    well_formed[key] = list(farm[key])
             else:
                 out.append(f"{key} must be a list of proposals, got {_shown(farm[key])}")
+    pfs_optional = farm.get("svpn_esp_pfs_optional", False)
+    if not isinstance(pfs_optional, bool):
+        out.append(f"svpn_esp_pfs_optional must be true or false, got {_shown(pfs_optional)}")
+    # the crypto policy (svpn.proposals): every weak or unknown keyword, every ESP proposal without PFS
+    out += proposals.policy_problems(
+        well_formed["svpn_ike_proposals"], well_formed["svpn_esp_proposals"], pfs_optional is True
+    )
     for item in _farm_list(farm, "svpn_internal_networks", out):
         net = _check(out, "", "svpn_internal_networks", lambda i=item: planlib.as_network("n", i))
         if net is not None:
@@ -1128,7 +1163,9 @@ def existing_farm(files: Mapping[str, str], label: str) -> tuple[dict[str, Any],
             f"{label}: not written by `svpn plan` ({ALL_VARS} has no svpn_plan), so there is no plan to "
             "grow; plan a new inventory with `svpn plan --out`"
         )
-    layer: dict[str, Any] = {ALL_TO_INPUT[key]: data[key] for key in ALL_TO_INPUT}
+    layer: dict[str, Any] = {
+        ALL_TO_INPUT[key]: data[key] if key in data else OPTIONAL_PLAN_KEYS[key] for key in ALL_TO_INPUT
+    }
     layer.update({f"{role}_network": data["svpn_networks"][role] for role in NETWORK_ROLES})
     stored = dict(data["svpn_plan"])
     layer["limit_sources"] = stored.pop("limit_sources", {}) or {}

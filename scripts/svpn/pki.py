@@ -3,23 +3,36 @@
 Layout under the PKI directory (default ``pki/`` at the repository root; directories are 0700)::
 
     ca/ca.crt           CA certificate (PEM, self-signed)
-    ca/ca.key           CA private key (PKCS#8 PEM, encrypted with the CA passphrase, 0600)
+    ca/ca.key           CA private key (PKCS#8 PEM, PBES2 scrypt + AES-256-CBC under the CA passphrase, 0600)
+    ca/kek.json         salt and scrypt parameters of the key that seals the users' keys (no secret, 0600)
     servers/NAME.crt    concentrator certificate (PEM)
     servers/NAME.key    concentrator private key (PKCS#8 PEM, unencrypted: deployed to the node, 0600)
     users/ID.crt        user certificate (PEM)
-    users/ID.key        user private key (PKCS#8 PEM, unencrypted, 0600)
+    users/ID.key.enc    user private key, sealed (AES-256-GCM under the users' key-encryption key, 0600)
     index.json          the issuance record (see below)
     crl.pem             the CRL (PEM), signed by the CA
+
+The formats of ``ca.key``, ``kek.json`` and ``ID.key.enc`` are described in :mod:`svpn.keystore`. A user's
+key is never in clear on disk: a run derives the key-encryption key (KEK) once from the CA passphrase and
+seals or opens each user's key with it. PKIs made before keys were sealed are moved on the first write
+after a CA load (:meth:`Unlock.before_write`): a CA key under an older KDF is re-encrypted under
+:data:`svpn.keystore.CA_KDF` (same passphrase, atomically), and every ``users/ID.key`` left in clear is
+sealed into ``users/ID.key.enc`` and removed.
 
 ``index.json`` is ``{"version": 1, "crl_number": N, "certs": [...]}``; each record has ``serial``
 (lower-case hex), ``kind`` (``ca``/``server``/``user``), ``name`` (the CA name, the server NAME or the
 user ID, which is also the subject CN), ``not_after`` (ISO 8601, UTC), ``status`` (``valid``,
 ``revoked``, or ``superseded`` once a newer certificate was issued for the same name with the same
-key) and ``revoked_at`` (ISO 8601 or null); user records also keep ``email`` and ``full_name``.
+key) and ``revoked_at`` (ISO 8601 or null); user records also keep ``email`` and ``full_name``. Records
+keep ``identities`` (every IKE identity the certificate carries, as strongSwan prints it: the certificate
+file is overwritten by the next one) and ``policies`` (its certificate policy OIDs; user certificates, and
+the CA, carry :data:`USER_CERT_POLICY`); older records have neither.
 
 Rules: every file is written atomically (:func:`svpn.fsutil.atomic_write`); private keys are never
-overwritten; everything is validated, and the CA key loaded and decrypted, before anything is
-written. The CA passphrase is never printed nor stored.
+overwritten (the CA key is only re-encrypted, with the same passphrase, to move it to the current KDF);
+everything is validated, and the CA key loaded and decrypted, before anything is written. The CA
+passphrase is never printed nor stored. A new passphrase has at least :data:`MIN_PASSPHRASE` characters;
+an older CA's shorter one keeps working.
 
 Bulk issuing: load the :class:`Index` once with :func:`bulk` and pass it to :func:`issue_user`::
 
@@ -50,8 +63,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
+from svpn import keystore
 from svpn.errors import SvpnError
 from svpn.fsutil import atomic_write
+from svpn.identities import cert_identities, strongswan_oid_text, unique
 
 Kind = Literal["ca", "server", "user"]
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
@@ -59,8 +74,16 @@ PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 KEY_TYPES = ("ecdsa384", "ecdsa256", "rsa3072", "rsa4096")
 ID_RULE = "1-64 characters: a-z 0-9 . _ - (lower case), starting with a letter or digit"
 ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
-MIN_PASSPHRASE = 8
+MIN_PASSPHRASE = 12  # for a new passphrase (init); an older CA's shorter one still opens it
 IKE_INTERMEDIATE = ObjectIdentifier("1.3.6.1.5.5.8.2.2")
+# The certificate policy of user certificates alone: "a user is their certificate". Concentrators require it
+# (swanctl `remote { cert_policy }`), so no other certificate of the CA (a concentrator's, say) is accepted
+# as a user. Self-allocated under the UUID arc (X.667; UUID f019e007-37da-49a2-a356-40a53d4b380a, generated
+# once): never change it, every user certificate carries it. The CA lists it too: strongSwan accepts a
+# policy only when every CA certificate up to the trust anchor allows it. swanctl.conf needs the policy as
+# strongSwan writes it (svpn.identities.strongswan_oid_text: the UUID arc wraps to 32 bits); the Ansible
+# filter svpn_cert_policy gives that text.
+USER_CERT_POLICY = ObjectIdentifier("2.25.319149070241477104863397707334227277834")
 INDEX_VERSION = 1
 _DNS_LABEL_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _EMAIL_LOCAL_RE = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
@@ -100,10 +123,21 @@ class PkiDir:
             return self.ca_cert
         return self.path / _subdir(kind) / f"{name}.crt"
 
+    @property
+    def kek(self) -> Path:
+        return self.path / "ca" / "kek.json"
+
     def key_path(self, kind: Kind, name: str) -> Path:
+        """The key file: PEM for the CA (encrypted) and servers (clear), sealed for users (``ID.key.enc``)."""
         if kind == "ca":
             return self.ca_key
+        if kind == "user":
+            return self.path / "users" / f"{name}.key.enc"
         return self.path / _subdir(kind) / f"{name}.key"
+
+    def clear_key_path(self, user_id: str) -> Path:
+        """Where a user's key lay in clear before keys were sealed: read, sealed and removed on a write."""
+        return self.path / "users" / f"{user_id}.key"
 
     def ensure_dirs(self) -> None:
         """Create the directory tree with mode 0700 (only called once everything is validated)."""
@@ -178,7 +212,10 @@ def validate_passphrase(passphrase: str | None, *, new: bool = False) -> bytes:
     if not passphrase:
         raise SvpnError("CA passphrase is missing: set SVPN_CA_PASSPHRASE or pass --passphrase-file FILE")
     if new and len(passphrase) < MIN_PASSPHRASE:
-        raise SvpnError(f"CA passphrase is too short: at least {MIN_PASSPHRASE} characters are required")
+        raise SvpnError(
+            f"CA passphrase is too short ({len(passphrase)} characters): a new passphrase needs at least "
+            f"{MIN_PASSPHRASE} characters"
+        )
     return passphrase.encode()
 
 
@@ -252,6 +289,21 @@ class Index:
                 return record
         return None
 
+    def email_holder(self, email: str, other_than: str) -> dict[str, Any] | None:
+        """The valid, unexpired user record of an ID other than *other_than* whose e-mail is *email*
+        (ignoring case), or None: two IDs with one e-mail would share an IKE identity."""
+        wanted, now = email.lower(), _now()
+        for record in self.certs:
+            if (
+                record["kind"] == "user"
+                and record["status"] == "valid"
+                and record["name"] != other_than
+                and str(record.get("email") or "").lower() == wanted
+                and _parse_iso(record["not_after"]) > now
+            ):
+                return record
+        return None
+
     def add(self, record: dict[str, Any]) -> None:
         for old in self.certs:
             if old["kind"] == record["kind"] and old["name"] == record["name"] and old["status"] == "valid":
@@ -269,6 +321,10 @@ def _record(kind: Kind, name: str, cert: x509.Certificate, **extra: Any) -> dict
         "not_after": _iso(cert.not_valid_after_utc),
         "status": "valid",
         "revoked_at": None,
+        # What this certificate lets its holder authenticate as, and its policies: the certificate file is
+        # overwritten by the next one, the index keeps them (svpn pki identities, users sync).
+        "identities": cert_identities(cert),
+        "policies": [p.dotted_string for p in cert_policies(cert)],
         **extra,
     }
 
@@ -315,6 +371,68 @@ def bulk(pki_dir: PkiDir | Path) -> Iterator[Index]:
 class CA(NamedTuple):
     cert: x509.Certificate
     key: PrivateKey
+    unlock: Unlock | None = None  # from load_ca: the users' KEK; the CA key file's move to the current KDF
+
+    def user_kek(self) -> keystore.Kek:
+        """The key that seals the users' keys (derived from the CA passphrase on first use, once)."""
+        if self.unlock is None:
+            raise SvpnError(
+                "the users' keys are sealed under a key derived from the CA passphrase: load the CA with "
+                "its passphrase (svpn.pki.load_ca) to issue user certificates"
+            )
+        return self.unlock.kek()
+
+
+class Unlock:
+    """What a CA load keeps for the writes that follow (never written anywhere): the passphrase, until
+    the users' key-encryption key is derived (on first use, once per run) and the CA key file is at the
+    current KDF.
+
+    :meth:`before_write` runs once, under the PKI's lock, before the first write after the load: a CA key
+    under an older KDF is re-encrypted under :data:`svpn.keystore.CA_KDF` (same passphrase, atomically),
+    and users' keys left in clear are sealed (:func:`seal_clear_user_keys`). Worker processes get
+    :meth:`with_kek`: the KEK, never the passphrase, and nothing to move.
+    """
+
+    def __init__(
+        self,
+        pki: PkiDir,
+        passphrase: bytes | None,
+        *,
+        kek: keystore.Kek | None = None,
+        ca_key: PrivateKey | None = None,
+        old_ca_pem: bytes | None = None,
+    ) -> None:
+        self.pki = pki
+        self._passphrase = passphrase
+        self._kek = kek
+        self._ca_key = ca_key
+        self._old_ca_pem = old_ca_pem
+        self._pending = passphrase is not None
+
+    def __repr__(self) -> str:
+        return f"Unlock({self.pki!r})"
+
+    @classmethod
+    def with_kek(cls, pki: PkiDir | Path, kek: keystore.Kek) -> Unlock:
+        return cls(_as_dir(pki), None, kek=kek)
+
+    def kek(self) -> keystore.Kek:
+        if self._kek is None:
+            if self._passphrase is None:  # pragma: no cover - with_kek always has one
+                raise SvpnError("the users' key-encryption key is not available in this process")
+            self._kek = _load_kek(self.pki, self._passphrase, verified=True)
+        return self._kek
+
+    def before_write(self) -> None:
+        if not self._pending:
+            return
+        self._pending = False
+        if self._old_ca_pem is not None and self._ca_key is not None and self._passphrase is not None:
+            _reencrypt_ca_key(self.pki, self._ca_key, self._passphrase, self._old_ca_pem)
+            self._old_ca_pem = None
+        if _clear_user_key_ids(self.pki):
+            seal_clear_user_keys(self.pki, self.kek())
 
 
 @dataclass(frozen=True)
@@ -347,10 +465,12 @@ def _hash_for(key: PrivateKey) -> hashes.HashAlgorithm:
 
 
 def _key_pem(key: PrivateKey, passphrase: bytes | None = None) -> bytes:
-    encryption: serialization.KeySerializationEncryption = (
-        serialization.BestAvailableEncryption(passphrase) if passphrase else serialization.NoEncryption()
+    """PKCS#8 PEM: under scrypt (:func:`svpn.keystore.encrypt_pkcs8`) with *passphrase*, else in clear."""
+    if passphrase:
+        return keystore.encrypt_pkcs8(key, passphrase)
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
 
 
 def _public_der(key: Any) -> bytes:
@@ -391,9 +511,11 @@ def ca_certificate(
     not_after: dt.datetime,
     *,
     signs_data: bool = False,
+    policies: list[ObjectIdentifier] | None = None,
 ) -> x509.Certificate:
-    """A self-signed CA certificate (pathlen 0: it issues end-entity certificates only)."""
-    return (
+    """A self-signed CA certificate (pathlen 0: it issues end-entity certificates only), listing the
+    certificate *policies* its certificates may carry (strongSwan ignores any other)."""
+    builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
         .issuer_name(subject)
@@ -404,8 +526,29 @@ def ca_certificate(
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(key_usage(signs_data=signs_data, signs_certs=True), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, _hash_for(key))
     )
+    if policies:
+        builder = builder.add_extension(_policies_extension(policies), critical=False)
+    return builder.sign(key, _hash_for(key))
+
+
+def _policies_extension(policies: list[ObjectIdentifier]) -> x509.CertificatePolicies:
+    return x509.CertificatePolicies([x509.PolicyInformation(oid, None) for oid in policies])
+
+
+def cert_policies(cert: x509.Certificate) -> list[ObjectIdentifier]:
+    """The certificate policy OIDs of *cert* (none without the extension)."""
+    try:
+        ext = cert.extensions.get_extension_for_class(x509.CertificatePolicies).value
+    except x509.ExtensionNotFound:
+        return []
+    return [info.policy_identifier for info in ext]
+
+
+def _policies_for(kind: Kind) -> list[ObjectIdentifier]:
+    """The policies a certificate of *kind* carries: USER_CERT_POLICY on user certificates (and the CA,
+    which must allow it), none on servers."""
+    return [] if kind == "server" else [USER_CERT_POLICY]
 
 
 def init_ca(
@@ -417,7 +560,7 @@ def init_ca(
 ) -> IssueResult:
     """Create the CA (key encrypted with *passphrase*); refuses if a CA (cert or key) exists."""
     pki = _as_dir(pki_dir)
-    for existing in (pki.ca_cert, pki.ca_key):
+    for existing in (pki.ca_cert, pki.ca_key, pki.kek):
         if existing.exists():
             raise SvpnError(f"a CA already exists in {pki.path}: {existing} (refusing to overwrite it)")
     cn = name.strip()
@@ -431,13 +574,16 @@ def init_ca(
     key = generate_key(key_type)
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
     now = _now()
-    cert = ca_certificate(key, subject, now - _BACKDATE, now + dt.timedelta(days=days))
+    not_after = now + dt.timedelta(days=days)
+    cert = ca_certificate(key, subject, now - _BACKDATE, not_after, policies=_policies_for("ca"))
     key_pem = _key_pem(key, secret)
+    _kek, kek_file = keystore.new_kek(secret)
     index = Index()
     index.add(_record("ca", cn, cert))
 
     pki.ensure_dirs()
     _write_new_key(pki.ca_key, key_pem)
+    atomic_write(pki.kek, kek_file, 0o600, overwrite=False)
     atomic_write(pki.ca_cert, cert.public_bytes(serialization.Encoding.PEM), 0o644, overwrite=False)
     index.save(pki)
     # An empty CRL from day one: concentrators always have one to load, and revocation only updates it.
@@ -446,7 +592,12 @@ def init_ca(
 
 
 def load_ca(pki_dir: PkiDir | Path, passphrase: str | None) -> CA:
-    """The CA certificate and decrypted key; one-line errors for a missing CA or a wrong passphrase."""
+    """The CA certificate and decrypted key; one-line errors for a missing CA or a wrong passphrase.
+
+    Nothing is written here. The CA keeps an :class:`Unlock`: the users' KEK when a user key is sealed or
+    opened (:meth:`CA.user_kek`), and, on the first write, the move of an older CA key file to the current
+    KDF. A passphrase shorter than :data:`MIN_PASSPHRASE` still opens a CA that was made with it.
+    """
     pki = _as_dir(pki_dir)
     if not pki.ca_cert.exists() or not pki.ca_key.exists():
         raise SvpnError(f"no CA in {pki.path}: run `svpn pki init` first")
@@ -455,14 +606,181 @@ def load_ca(pki_dir: PkiDir | Path, passphrase: str | None) -> CA:
     if cert is None:
         raise SvpnError(f"CA certificate {pki.ca_cert} is not a readable PEM certificate")
     try:
-        key = serialization.load_pem_private_key(pki.ca_key.read_bytes(), password=secret)
+        pem = pki.ca_key.read_bytes()
+    except OSError as err:
+        why = err.strerror or err.__class__.__name__
+        raise SvpnError(f"CA key {pki.ca_key} cannot be read ({why})") from None
+    try:
+        key = serialization.load_pem_private_key(pem, password=secret)
     except (ValueError, TypeError):
         raise SvpnError(f"CA passphrase is wrong for {pki.ca_key}") from None
     if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
         raise SvpnError(f"CA key {pki.ca_key} is not an ECDSA or RSA key")
     if _public_der(key.public_key()) != _public_der(cert.public_key()):
         raise SvpnError(f"CA key {pki.ca_key} does not match the CA certificate {pki.ca_cert}")
-    return CA(cert, key)
+    old = None if ca_key_is_current(pem) else pem  # re-encrypted on the first write (Unlock.before_write)
+    return CA(cert, key, Unlock(pki, secret, ca_key=key, old_ca_pem=old))
+
+
+def ca_key_is_current(pem: bytes) -> bool:
+    """True if a CA key file is under scrypt at least as costly as :data:`svpn.keystore.CA_KDF`."""
+    try:
+        return keystore.kdf_info(pem).current()
+    except ValueError:
+        return False
+
+
+def open_user_keys(pki_dir: PkiDir | Path, passphrase: str | None) -> Unlock:
+    """The users' keys without the CA key, for a command that signs nothing (``svpn profiles build``):
+    an :class:`Unlock` whose KEK is derived now, the passphrase checked against ``ca/kek.json``. A PKI
+    from before keys were sealed has no ``kek.json`` yet: the passphrase is checked against the CA key,
+    then the file is made."""
+    pki = _as_dir(pki_dir)
+    if not pki.ca_cert.exists() or not pki.ca_key.exists():
+        raise SvpnError(f"no CA in {pki.path}: run `svpn pki init` first")
+    secret = validate_passphrase(passphrase)
+    if not pki.kek.exists():
+        unlock = load_ca(pki, passphrase).unlock
+        assert unlock is not None
+    else:
+        unlock = Unlock(pki, secret, kek=_load_kek(pki, secret, verified=False))
+    unlock.kek()
+    return unlock
+
+
+def _load_kek(pki: PkiDir, secret: bytes, *, verified: bool) -> keystore.Kek:
+    """The KEK from ``kek.json`` and the passphrase; made (with a new salt) if the file is missing and
+    *verified* (the passphrase already opened the CA key)."""
+    for _attempt in range(2):
+        try:
+            data = pki.kek.read_bytes()
+        except FileNotFoundError:
+            if not verified:
+                raise SvpnError(
+                    f"{pki.kek} is missing: run a command that loads the CA (svpn pki crl)"
+                ) from None
+            kek, text = keystore.new_kek(secret)
+            try:
+                atomic_write(pki.kek, text, 0o600, overwrite=False)
+            except FileExistsError:
+                continue  # another run made it first: use that one
+            return kek
+        except OSError as err:
+            raise SvpnError(f"{pki.kek} cannot be read ({err.strerror or err.__class__.__name__})") from None
+        try:
+            found = keystore.open_kek(data, secret)
+        except ValueError as err:
+            raise SvpnError(
+                f"{pki.kek} is malformed ({err}): restore it from the backup of {pki.ca_key.parent}; "
+                "the users' sealed keys open only with it"
+            ) from None
+        if found is not None:
+            return found
+        if verified:
+            raise SvpnError(
+                f"CA passphrase opens {pki.ca_key} but not {pki.kek}: the users' keys were sealed under "
+                "another passphrase; restore the kek.json that goes with this CA key"
+            )
+        raise SvpnError(f"CA passphrase is wrong for {pki.kek}")
+    raise SvpnError(f"{pki.kek} changed while it was read: run again")
+
+
+def _reencrypt_ca_key(pki: PkiDir, key: PrivateKey, passphrase: bytes, old_pem: bytes) -> None:
+    """The CA key under the current KDF, same passphrase: a temp file then a rename (0600), and only if the
+    file is still the one that was loaded (another run may have moved it already)."""
+    try:
+        if pki.ca_key.read_bytes() != old_pem:
+            return
+    except OSError:
+        return
+    try:
+        atomic_write(pki.ca_key, keystore.encrypt_pkcs8(key, passphrase), 0o600)  # read back before written
+    except OSError as err:
+        raise SvpnError(
+            f"CA key {pki.ca_key} could not be re-encrypted under {keystore.CA_KDF} "
+            f"({err.strerror or err.__class__.__name__}); it was left as it was, nothing else was written"
+        ) from None
+
+
+# --------------------------------------------------------------------------- users' keys at rest
+
+
+def _clear_user_key_ids(pki: PkiDir) -> list[str]:
+    """IDs with a key in clear (``users/ID.key``, written before keys were sealed)."""
+    try:
+        with os.scandir(pki.path / "users") as entries:
+            names = [e.name[:-4] for e in entries if e.name.endswith(".key") and e.is_file()]
+    except FileNotFoundError:
+        return []
+    return sorted(name for name in names if ID_RE.match(name))
+
+
+def seal_clear_user_keys(pki_dir: PkiDir | Path, kek: keystore.Kek) -> list[str]:
+    """Seal every user key still in clear (``users/ID.key``) into ``users/ID.key.enc`` and remove the clear
+    file; the IDs done. Every sealed file is written, then synced once, then the clear files are removed:
+    an interruption leaves each key in at least one readable file. A clear file that is not a readable key
+    is left where it is (issuing that user says so)."""
+    pki = _as_dir(pki_dir)
+    done = []
+    for uid in _clear_user_key_ids(pki):
+        clear, sealed = pki.clear_key_path(uid), pki.key_path("user", uid)
+        try:
+            key = _existing_key(clear)
+        except SvpnError:
+            continue
+        if key is None:
+            continue
+        if sealed.exists():  # an interrupted earlier move: both must hold the same key
+            if _public_der(_open_sealed(pki, kek, uid).public_key()) != _public_der(key.public_key()):
+                raise SvpnError(
+                    f"user {uid!r} has two different keys, {clear} (in clear) and {sealed}: move away the "
+                    f"one that does not match users/{uid}.crt"
+                )
+        else:
+            _write_new_key(sealed, kek.seal(uid, key), durable=False)
+        done.append(uid)
+    if done:
+        os.sync()
+        for uid in done:
+            pki.clear_key_path(uid).unlink(missing_ok=True)
+    return done
+
+
+def _open_sealed(pki: PkiDir, kek: keystore.Kek, user_id: str) -> PrivateKey:
+    path = pki.key_path("user", user_id)
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise SvpnError(f"key {path} cannot be read ({err.strerror or err.__class__.__name__})") from None
+    try:
+        return kek.open(user_id, data)
+    except keystore.SealError as err:
+        raise SvpnError(f"key {path} {err}; it is never replaced: move it away to issue a new key") from None
+
+
+def has_user_key(pki_dir: PkiDir | Path, user_id: str) -> bool:
+    """True if the user has a key file: sealed, or in clear from before keys were sealed."""
+    pki = _as_dir(pki_dir)
+    return pki.key_path("user", user_id).exists() or pki.clear_key_path(user_id).exists()
+
+
+def read_user_key(pki_dir: PkiDir | Path, kek: keystore.Kek, user_id: str) -> PrivateKey:
+    """A user's private key: opened from ``users/ID.key.enc`` with *kek* (see :meth:`CA.user_kek` and
+    :func:`open_user_keys`), or read from ``users/ID.key`` in a PKI from before keys were sealed."""
+    pki = _as_dir(pki_dir)
+    key, _in_clear = _user_key(pki, kek, user_id)
+    if key is None:
+        raise SvpnError(f"ID {user_id!r} has no key in {pki.path / 'users'}: issue its certificate first")
+    return key
+
+
+def _user_key(pki: PkiDir, kek: keystore.Kek | CA, user_id: str) -> tuple[PrivateKey | None, bool]:
+    """The user's key (None if there is none) and whether it lay in clear. With a :class:`CA`, its KEK is
+    derived only if a sealed key must be opened."""
+    if pki.key_path("user", user_id).exists():
+        return _open_sealed(pki, kek.user_kek() if isinstance(kek, CA) else kek, user_id), False
+    key = _existing_key(pki.clear_key_path(user_id))
+    return key, key is not None
 
 
 def _write_new_key(path: Path, pem: bytes, durable: bool = True) -> None:
@@ -507,12 +825,14 @@ def _still_good(
     dns: list[str],
     emails: list[str],
 ) -> bool:
-    """True if the current certificate for *name* is ours, valid, matches its key and the request."""
+    """True if the current certificate for *name* is ours, valid, matches its key and the request, and
+    carries the policies of its kind (a user certificate without USER_CERT_POLICY is re-issued)."""
     if record is None or record["status"] != "valid":
         return False
     cert = _load_cert(pki.cert_path(kind, name))
     key_path = pki.key_path(kind, name)
-    if cert is None or not key_path.exists() or _serial_hex(cert.serial_number) != record["serial"]:
+    has_key = has_user_key(pki, name) if kind == "user" else key_path.exists()
+    if cert is None or not has_key or _serial_hex(cert.serial_number) != record["serial"]:
         return False
     if cert.not_valid_after_utc <= _now():
         return False
@@ -520,8 +840,10 @@ def _still_good(
         cert.verify_directly_issued_by(ca.cert)
     except (ValueError, TypeError, InvalidSignature):
         return False
-    key = _existing_key(key_path)
+    key = _user_key(pki, ca, name)[0] if kind == "user" else _existing_key(key_path)
     if key is None or _public_der(key.public_key()) != _public_der(cert.public_key()):
+        return False
+    if cert_policies(cert) != _policies_for(kind):
         return False
     have_dns, have_emails = _sans(cert)
     return sorted(have_dns) == sorted(dns) and sorted(have_emails) == sorted(emails)
@@ -534,6 +856,7 @@ def _leaf_cert(
     sans: list[x509.GeneralName],
     eku: list[ObjectIdentifier],
     days: int,
+    policies: list[ObjectIdentifier],
 ) -> x509.Certificate:
     now = _now()
     not_after = min(now + dt.timedelta(days=days), ca.cert.not_valid_after_utc)
@@ -555,6 +878,8 @@ def _leaf_cert(
     )
     if sans:
         builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    if policies:
+        builder = builder.add_extension(_policies_extension(policies), critical=False)
     return builder.sign(ca.key, _hash_for(ca.key))
 
 
@@ -581,22 +906,28 @@ def _issue(
             f"{kind} {name!r} is revoked (serial {record['serial']}, {record['revoked_at']}); "
             f"its key is not reused: issue a certificate under a new {'ID' if kind == 'user' else 'NAME'}"
         )
+    if ca.unlock is not None:
+        ca.unlock.before_write()  # once per CA load: an older CA key file, users' keys left in clear
     if _still_good(pki, ca, record, kind, name, dns, emails):
         assert record is not None
         return IssueResult(kind, name, record["serial"], "unchanged", cert_path, key_path)
 
-    key = _existing_key(key_path)
+    key, in_clear = _user_key(pki, ca, name) if kind == "user" else (_existing_key(key_path), False)
     new_key = key is None
     if key is None:
         key = ec.generate_private_key(ec.SECP256R1())
     sans: list[x509.GeneralName] = [x509.DNSName(d) for d in dns] + [x509.RFC822Name(e) for e in emails]
-    cert = _leaf_cert(ca, key, name, sans, eku, days)
+    cert = _leaf_cert(ca, key, name, sans, eku, days, _policies_for(kind))
     idx.add(_record(kind, name, cert, **extra))
 
     pki.ensure_dirs()
-    if new_key:
-        _write_new_key(key_path, _key_pem(key), durable)
+    if new_key or in_clear:  # a user's key is sealed (in_clear: a key from before keys were sealed)
+        pem = ca.user_kek().seal(name, key) if kind == "user" else _key_pem(key)
+        _write_new_key(key_path, pem, durable and not in_clear)
     atomic_write(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644, durable=durable)
+    if in_clear:
+        os.sync()  # the sealed key is on disk before the clear one goes
+        pki.clear_key_path(name).unlink(missing_ok=True)
     if own_index:
         idx.save(pki)
     return IssueResult(kind, name, _serial_hex(cert.serial_number), "issued", cert_path, key_path)
@@ -640,16 +971,125 @@ def issue_user(
 
     Unchanged if a valid certificate with the same e-mail SAN exists; otherwise (re-)issued, reusing
     the existing key. *name* (the full name) is recorded in the index when issuing. Refused for a
-    revoked ID. With *index* (see :func:`bulk`) the index is not saved here; ``durable=False`` (bulk
-    issuing) skips the per-file fsync, and the caller must sync before it saves the index.
+    revoked ID, and for an e-mail (any case) that another ID's valid certificate carries. With *index*
+    (see :func:`bulk`) the index is not saved here; ``durable=False`` (bulk issuing) skips the per-file
+    fsync, and the caller must sync before it saves the index.
     """
     validate_id(user_id, "ID")
     emails = [validate_email(email)] if email is not None else []
     full_name = validate_full_name(name) if name is not None else None
     validate_days(days)
+    if emails:
+        holder = (Index.load(pki_dir) if index is None else index).email_holder(emails[0], user_id)
+        if holder is not None:
+            raise SvpnError(
+                f"email {emails[0]!r} already belongs to user {holder['name']!r} (certificate "
+                f"{holder['serial']}, valid until {holder['not_after'][:10]}): two IDs with one e-mail "
+                f"share an IKE identity and evict each other; revoke {holder['name']!r} first or give "
+                "another e-mail"
+            )
     extra = {"email": emails[0] if emails else None, "full_name": full_name}
     eku = [ExtendedKeyUsageOID.CLIENT_AUTH]
     return _issue(pki_dir, ca, "user", user_id, [], emails, eku, days, index, extra, durable)
+
+
+# --------------------------------------------------------------------------- identities and the user policy
+
+
+def identities_of_users(pki_dir: PkiDir | Path, user_ids: list[str]) -> dict[str, list[str]]:
+    """Per user ID, every identity that any certificate ever issued to it lets its holder authenticate as
+    (the current one, superseded and revoked ones alike), as strongSwan prints it: the subject DN
+    (``CN=alice``) and each SAN (the e-mail, ...); see :func:`svpn.identities.cert_identities`.
+
+    Read from the index (each record keeps its certificate's identities; a record written before they were
+    kept stands for ``CN=ID`` and its e-mail, all svpn put in user certificates then) and the current
+    certificate file. No passphrase needed. Raises :class:`SvpnError` naming every unknown ID.
+    """
+    pki = _as_dir(pki_dir)
+    for user_id in user_ids:
+        validate_id(user_id, "ID")
+    if not pki.ca_cert.exists():
+        raise SvpnError(f"no CA in {pki.path}: run `svpn pki init` first")
+    found: dict[str, list[str]] = {user_id: [] for user_id in user_ids}
+    seen: set[str] = set()
+    for record in Index.load(pki).certs:
+        user_id = record["name"]
+        if record["kind"] != "user" or user_id not in found:
+            continue
+        seen.add(user_id)
+        if "identities" in record:
+            found[user_id] += record["identities"]
+        else:
+            found[user_id] += [f"CN={user_id}"] + ([record["email"]] if record.get("email") else [])
+    unknown = [user_id for user_id in found if user_id not in seen]
+    if unknown:
+        names = ", ".join(repr(u) for u in unknown)
+        raise SvpnError(
+            f"{'ID' if len(unknown) == 1 else 'IDs'} {names} {'is' if len(unknown) == 1 else 'are'} "
+            f"unknown: no user certificate was ever issued to {'it' if len(unknown) == 1 else 'them'} "
+            f"in {pki.index}"
+        )
+    for user_id in found:
+        cert = _load_cert(pki.cert_path("user", user_id))
+        if cert is not None:
+            found[user_id] += cert_identities(cert)
+    return {user_id: unique(identities) for user_id, identities in found.items()}
+
+
+def identities_of_user(pki_dir: PkiDir | Path, user_id: str) -> list[str]:
+    """:func:`identities_of_users` for one ID."""
+    return identities_of_users(pki_dir, [user_id])[user_id]
+
+
+def swanctl_cert_policy(kind: str = "user") -> str:
+    """The swanctl.conf ``cert_policy`` value that admits certificates of *kind* (``user``) alone:
+    USER_CERT_POLICY as strongSwan writes it, since charon compares the text (the UUID arc wraps to 32
+    bits there, see :func:`svpn.identities.strongswan_oid_text`). The Ansible filter svpn_cert_policy."""
+    if kind != "user":
+        raise ValueError(f"cert policy kind {kind!r}: only 'user' certificates carry one")
+    return strongswan_oid_text(USER_CERT_POLICY)
+
+
+def ca_allows_user_policy(pki_dir: PkiDir | Path) -> bool:
+    """True if the CA certificate lists USER_CERT_POLICY. Until it does, strongSwan ignores the policy on
+    user certificates ("not allowed by trustchain") and a concentrator requiring it refuses every user."""
+    pki = _as_dir(pki_dir)
+    cert = _load_cert(pki.ca_cert)
+    if cert is None:
+        raise SvpnError(f"no readable CA certificate {pki.ca_cert}: run `svpn pki init` first")
+    return USER_CERT_POLICY in cert_policies(cert)
+
+
+def add_ca_policy(pki_dir: PkiDir | Path, ca: CA) -> Literal["updated", "unchanged"]:
+    """Make the CA certificate list USER_CERT_POLICY (a CA made before the policy existed): re-signed with
+    the same key, subject, validity and extensions, and a new serial. Everything the CA issued stays valid,
+    and clients keep trusting the concentrators with the old CA certificate; the concentrators need the new
+    one (ca/ca.crt) before they require the policy."""
+    pki = _as_dir(pki_dir)
+    old = _load_cert(pki.ca_cert) or ca.cert  # as it is now: another run may have changed it
+    if USER_CERT_POLICY in cert_policies(old):
+        return "unchanged"
+    if _public_der(old.public_key()) != _public_der(ca.key.public_key()):
+        raise SvpnError(f"CA key does not match the CA certificate {pki.ca_cert}")
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(old.subject)
+        .issuer_name(old.issuer)
+        .public_key(old.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(old.not_valid_before_utc)
+        .not_valid_after(old.not_valid_after_utc)
+    )
+    for ext in old.extensions:
+        if not isinstance(ext.value, x509.CertificatePolicies):
+            builder = builder.add_extension(ext.value, ext.critical)
+    policies = _policies_extension([*cert_policies(old), USER_CERT_POLICY])
+    cert = builder.add_extension(policies, critical=False).sign(ca.key, _hash_for(ca.key))
+    index = Index.load(pki)
+    index.add(_record("ca", _cn(cert.subject), cert))
+    atomic_write(pki.ca_cert, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    index.save(pki)
+    return "updated"
 
 
 # --------------------------------------------------------------------------- revocation and CRL
@@ -684,6 +1124,8 @@ def write_crl(pki_dir: PkiDir | Path, ca: CA, days: int = 7, *, index: Index | N
     """(Re)write ``crl.pem`` with the next CRL number; saves the index (the number is consumed)."""
     validate_days(days)
     pki = _as_dir(pki_dir)
+    if ca.unlock is not None:
+        ca.unlock.before_write()  # once per CA load: an older CA key file, users' keys left in clear
     idx = Index.load(pki) if index is None else index
     idx.crl_number += 1
     idx.dirty = True
@@ -746,3 +1188,123 @@ def list_certs(pki_dir: PkiDir | Path) -> list[dict[str, str]]:
             }
         )
     return rows
+
+
+# --------------------------------------------------------------------------- expiry warnings
+
+WARN_DAYS = 14  # the CA and the concentrator certificates
+CRL_WARN_DAYS = 3  # the CRL lives 7 days (`svpn pki crl --days`) and is re-signed daily: a shorter window
+
+
+@dataclass(frozen=True)
+class ExpiryWarning:
+    """The CA, a concentrator certificate or the CRL expires within the window, or already has.
+
+    ``not_after`` is the certificate's notAfter or the CRL's nextUpdate; None for a missing or unreadable
+    CRL. ``left`` is ``not_after - now`` (negative once expired).
+    """
+
+    kind: Literal["ca", "server", "crl"]
+    name: str
+    path: Path
+    not_after: dt.datetime | None
+    left: dt.timedelta | None
+
+    @property
+    def expired(self) -> bool:
+        return self.left is None or self.left <= dt.timedelta(0)
+
+    def __str__(self) -> str:
+        if self.not_after is None or self.left is None:
+            return f"CRL {self.path} is missing or unreadable: write one (`svpn pki crl`) and publish it"
+        when = f"{self.not_after:%Y-%m-%d %H:%M} UTC"
+        hours = int(self.left.total_seconds() // 3600)
+        soon = f"in {self.left.days} days" if hours >= 48 else f"in {hours} hours"
+        if hours < 2:
+            soon = "within 2 hours"
+        if self.kind == "ca":
+            if self.expired:
+                return (
+                    f"CA certificate {self.name!r} expired on {when}: nothing it issued is accepted "
+                    f"({self.path})"
+                )
+            return (
+                f"CA certificate {self.name!r} expires on {when} ({soon}): nothing it issued is accepted "
+                f"after that; roll out a new CA before then ({self.path})"
+            )
+        if self.kind == "server":
+            if self.expired:
+                return (
+                    f"server certificate {self.name!r} expired on {when}: clients refuse that concentrator; "
+                    f"re-issue it (`svpn pki server {self.name} --san ...`, or site.yml) ({self.path})"
+                )
+            return (
+                f"server certificate {self.name!r} expires on {when} ({soon}): clients refuse that "
+                f"concentrator after that ({self.path})"
+            )
+        if self.expired:
+            return (
+                f"CRL expired on {when} (nextUpdate): publish a fresh one now (playbooks/crl.yml, or "
+                f"`svpn pki crl`) ({self.path})"
+            )
+        return (
+            f"CRL expires on {when} (nextUpdate, {soon}): publish a fresh one before then "
+            f"(playbooks/crl.yml, or `svpn pki crl`) ({self.path})"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "path": str(self.path),
+            "not_after": _iso(self.not_after) if self.not_after is not None else None,
+            "expired": self.expired,
+            "days_left": self.left.days if self.left is not None else None,
+            "message": str(self),
+        }
+
+
+def expiry_warnings(
+    pki_dir: PkiDir | Path,
+    now: dt.datetime,
+    days: int = WARN_DAYS,
+    crl_days: int = CRL_WARN_DAYS,
+) -> list[ExpiryWarning]:
+    """What expires within *days* (the CA and the current concentrator certificates) or *crl_days* (the
+    CRL's nextUpdate) of *now*, or already has: the CA first, then servers by name, then the CRL.
+
+    Reads the certificate files and the CRL only (no passphrase, nothing written). A server certificate
+    that cannot be read is judged by its index record; a missing or unreadable CRL is a warning.
+    """
+    pki = _as_dir(pki_dir)
+    if not pki.ca_cert.exists():
+        raise SvpnError(f"no CA in {pki.path}: run `svpn pki init` first")
+    ca_cert = _load_cert(pki.ca_cert)
+    if ca_cert is None:
+        raise SvpnError(f"CA certificate {pki.ca_cert} is not a readable PEM certificate")
+    window, crl_window = dt.timedelta(days=days), dt.timedelta(days=crl_days)
+    found: list[ExpiryWarning] = []
+
+    def check(
+        kind: Literal["ca", "server", "crl"], name: str, path: Path, when: dt.datetime, within: dt.timedelta
+    ) -> None:
+        if when - now <= within:
+            found.append(ExpiryWarning(kind, name, path, when, when - now))
+
+    check("ca", _cn(ca_cert.subject), pki.ca_cert, ca_cert.not_valid_after_utc, window)
+    servers = [r for r in Index.load(pki).certs if r["kind"] == "server" and r["status"] == "valid"]
+    for record in sorted(servers, key=lambda r: str(r["name"])):
+        path = pki.cert_path("server", record["name"])
+        cert = _load_cert(path)
+        when = cert.not_valid_after_utc if cert is not None else _parse_iso(record["not_after"])
+        check("server", record["name"], path, when, window)
+    try:
+        crl = x509.load_pem_x509_crl(pki.crl.read_bytes())
+        next_update = crl.next_update_utc
+    except (OSError, ValueError):
+        next_update = None
+    if next_update is None:
+        found.append(ExpiryWarning("crl", "crl", pki.crl, None, None))
+    else:
+        check("crl", "crl", pki.crl, next_update, crl_window)
+    return found

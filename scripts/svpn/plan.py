@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Any
 
-from svpn import __version__
+from svpn import __version__, proposals
 from svpn.buckets import DEFAULT_BUCKETS, buckets_per_node
 from svpn.errors import SvpnError
 
@@ -91,12 +91,11 @@ DEFAULT_IKE_PROPOSALS = (
     "aes256gcm16-prfsha256-curve25519",
     "aes128gcm16-prfsha256-ecp256",
 )
+# Every ESP proposal carries a DH group: PFS on each CHILD_SA rekey (the crypto policy, svpn.proposals).
 DEFAULT_ESP_PROPOSALS = (
     "aes256gcm16-ecp384",
     "aes256gcm16-curve25519",
     "aes128gcm16-ecp256",
-    "aes256gcm16",
-    "aes128gcm16",
 )
 
 # Model constants (not inputs): each is explained where it is used and in CAPACITY.md.
@@ -145,6 +144,7 @@ DEFAULT_INPUT: dict[str, Any] = {
     "tunnel_mode": "split",
     "ike_proposals": list(DEFAULT_IKE_PROPOSALS),
     "esp_proposals": list(DEFAULT_ESP_PROPOSALS),
+    "esp_pfs_optional": False,  # true lets ESP proposals without a DH group (no PFS) through: legacy clients
     "pki_dir": "{{ playbook_dir }}/../pki",
 }
 INPUT_KEYS = tuple(DEFAULT_INPUT)
@@ -192,6 +192,7 @@ class PlanInput:
     tunnel_mode: str
     ike_proposals: tuple[str, ...]
     esp_proposals: tuple[str, ...]
+    esp_pfs_optional: bool
     pki_dir: str
     limit_sources: tuple[tuple[str, str], ...] = field(default=())
 
@@ -323,6 +324,12 @@ def as_dns_name(key: str, value: Any) -> str:
     return value
 
 
+def as_bool(key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _bad(key, value, "give true or false")
+    return value
+
+
 def as_proposals(key: str, value: Any) -> tuple[str, ...]:
     items = as_list(key, value)
     if not items:
@@ -400,11 +407,27 @@ def resolve_input(layers: Sequence[tuple[Mapping[str, Any], str]]) -> PlanInput:
         tunnel_mode=_choice("tunnel_mode", raw["tunnel_mode"], TUNNEL_MODES),
         ike_proposals=as_proposals("ike_proposals", raw["ike_proposals"]),
         esp_proposals=as_proposals("esp_proposals", raw["esp_proposals"]),
+        esp_pfs_optional=as_bool("esp_pfs_optional", raw["esp_pfs_optional"]),
         pki_dir=_pki_dir(raw["pki_dir"]),
         limit_sources=tuple((key, sources[key]) for key in LIMIT_KEYS),
     )
     _check_consistency(inp)
+    _check_crypto_policy(inp)
     return inp
+
+
+def _check_crypto_policy(inp: PlanInput) -> None:
+    """The proposals keep the crypto policy (svpn.proposals.policy_problems); else one error naming all."""
+    names = {
+        "ike": f"{field_name('ike_proposals')} -> svpn_ike_proposals",
+        "esp": f"{field_name('esp_proposals')} -> svpn_esp_proposals",
+        "pfs_optional": f"{FLAGS['esp_pfs_optional']} (esp_pfs_optional: true in a plan file)",
+    }
+    problems = proposals.policy_problems(
+        inp.ike_proposals, inp.esp_proposals, inp.esp_pfs_optional, names=names
+    )
+    if problems:
+        raise SvpnError("crypto policy: " + "; ".join(problems))
 
 
 def _pki_dir(value: Any) -> str:

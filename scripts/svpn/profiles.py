@@ -87,6 +87,11 @@ class FarmSettings:
     ike_proposals: tuple[str, ...]
     esp_proposals: tuple[str, ...]
     helpdesk: str = ""
+    esp_pfs_optional: bool = False  # svpn_esp_pfs_optional: ESP proposals without PFS pass the policy
+
+    def __post_init__(self) -> None:
+        # the crypto policy (svpn.proposals) and every client able to connect, for any way settings are made
+        proposals.for_clients(self.ike_proposals, self.esp_proposals, self.esp_pfs_optional)
 
     @property
     def remote_ts(self) -> tuple[str, ...]:
@@ -107,7 +112,9 @@ class FarmSettings:
         return self.vpn_name
 
     def fingerprint(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()
+        data = asdict(self)
+        del data["esp_pfs_optional"]  # it only relaxes the policy check: no profile changes with it
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
 def load_farm_settings(inventory: Path | str) -> FarmSettings:
@@ -170,18 +177,25 @@ def load_farm_settings(inventory: Path | str) -> FarmSettings:
     helpdesk = data.get("svpn_helpdesk") or ""
     if not isinstance(helpdesk, str) or "{{" in helpdesk:
         raise SvpnError(f"{path}: svpn_helpdesk must be a literal string (how users reach the helpdesk)")
-    settings = FarmSettings(
-        vpn_name=vpn_name,
-        public_address=public_address,
-        tunnel_mode=tunnel_mode,  # type: ignore[arg-type]
-        internal_networks=tuple(networks),
-        dns_servers=tuple(dns),
-        ike_proposals=str_list("svpn_ike_proposals"),
-        esp_proposals=str_list("svpn_esp_proposals"),
-        helpdesk=helpdesk.strip(),
-    )
-    proposals.for_clients(settings.ike_proposals, settings.esp_proposals)  # every client can connect
-    return settings
+    pfs_optional = data.get("svpn_esp_pfs_optional", False)
+    if not isinstance(pfs_optional, bool):
+        raise SvpnError(f"{path}: svpn_esp_pfs_optional must be a literal true or false: {pfs_optional!r}")
+    ike, esp = str_list("svpn_ike_proposals"), str_list("svpn_esp_proposals")
+    try:
+        # FarmSettings checks the crypto policy and that every client can connect
+        return FarmSettings(
+            vpn_name=vpn_name,
+            public_address=public_address,
+            tunnel_mode=tunnel_mode,  # type: ignore[arg-type]
+            internal_networks=tuple(networks),
+            dns_servers=tuple(dns),
+            ike_proposals=ike,
+            esp_proposals=esp,
+            helpdesk=helpdesk.strip(),
+            esp_pfs_optional=pfs_optional,
+        )
+    except SvpnError as err:
+        raise SvpnError(f"{path}: {err}") from None
 
 
 # --------------------------------------------------------------------------- secrets and PKCS#12
@@ -250,7 +264,9 @@ class BundleContext:
 
     @classmethod
     def create(cls, settings: FarmSettings, ca_pem: bytes, legacy_p12: bool = False) -> BundleContext:
-        client = proposals.for_clients(settings.ike_proposals, settings.esp_proposals)
+        client = proposals.for_clients(
+            settings.ike_proposals, settings.esp_proposals, settings.esp_pfs_optional
+        )
         digest = hashlib.sha256()
         digest.update(f"format {BUNDLE_FORMAT}\n".encode())
         digest.update(settings.fingerprint().encode())

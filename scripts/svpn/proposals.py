@@ -5,6 +5,14 @@ The farm's proposals are written once, in strongSwan syntax, in the inventory (`
 through :data:`ALGORITHMS`, the only table that knows what Apple, Windows, the strongSwan Android app and
 NetworkManager call an algorithm. A keyword missing from the table is an error, never a silent guess.
 
+The same table is the farm's crypto policy (an allowlist): an algorithm is allowed unless its row says why
+it is ``refused`` (3DES, DES, Blowfish, CAST, NULL encryption, SHA-1, MD5, MODP groups below 2048 bits and
+the RFC 5114 groups, NIST curves below 256 bits). :func:`parse` refuses such a proposal with the reason, and
+:func:`policy_problems` adds the farm rule that every ESP proposal carries a DH group, so each CHILD_SA
+rekey has perfect forward secrecy, unless the farm opts out with ``svpn_esp_pfs_optional: true``. The
+policy holds at every door: `svpn plan`, `svpn inventory check` and ``playbooks/check.yml`` (through
+``svpn.inventory.farm_problems``) and every client profile (through :func:`for_clients`).
+
 Clients that take one proposal (Apple ``.mobileconfig``, Windows ``Set-VpnConnectionIPsecConfiguration``,
 the Android app's ``.sswan``) get the *first* farm proposal their vocabulary can express; clients that take a
 list (NetworkManager, swanctl) get every expressible proposal, in the farm's order. If a client can express
@@ -18,7 +26,7 @@ Sources for the client values: Apple's Device Management reference (``com.apple.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -39,6 +47,9 @@ class Algorithm:
     ciphers Windows wants the same GCM constant in both cipher and authentication transform.
     ``strongswan``: the strongSwan Android app and NetworkManager-strongswan (both are strongSwan, so the
     keyword is passed on unchanged when True).
+    ``refused``: why the crypto policy refuses the keyword; empty means allowed. Refused algorithms are in
+    the table so that a weak proposal is refused with its reason rather than as an unknown keyword; no
+    client gets a value for them.
     """
 
     keyword: str
@@ -47,6 +58,17 @@ class Algorithm:
     win_ike: str | None
     win_esp: str | None
     strongswan: bool = True
+    refused: str = ""
+
+
+def _refused(keyword: str, kind: Kind, why: str) -> Algorithm:
+    """A keyword strongSwan knows and the crypto policy refuses: no client value, only the reason."""
+    return Algorithm(keyword, kind, None, None, None, strongswan=False, refused=why)
+
+
+_SWEET32 = "64-bit blocks (Sweet32 birthday attacks)"
+_SHA1 = "deprecated for IKE and ESP (RFC 8247, RFC 8221)"
+_RFC5114 = "a small subgroup of unverifiable origin (RFC 8247: not to be used)"
 
 
 ALGORITHMS: dict[str, Algorithm] = {
@@ -80,6 +102,28 @@ ALGORITHMS: dict[str, Algorithm] = {
         Algorithm("ecp521", "dh", 21, None, None),
         Algorithm("curve25519", "dh", 31, None, None),
         Algorithm("curve448", "dh", 32, None, None),
+        # Refused by the crypto policy (strongSwan knows them; the farm must not offer them).
+        _refused("null", "enc", "NULL encryption, no confidentiality at all"),
+        _refused("des", "enc", "DES, a 56-bit key broken by exhaustive search"),
+        _refused("3des", "enc", f"3DES, {_SWEET32}"),
+        _refused("cast128", "enc", f"CAST-128, {_SWEET32}"),
+        _refused("blowfish128", "enc", f"Blowfish, {_SWEET32}"),
+        _refused("blowfish192", "enc", f"Blowfish, {_SWEET32}"),
+        _refused("blowfish256", "enc", f"Blowfish, {_SWEET32}"),
+        _refused("sha1", "integ", f"HMAC-SHA-1, {_SHA1}"),
+        _refused("sha1_160", "integ", f"HMAC-SHA-1, {_SHA1}"),
+        _refused("md5", "integ", "HMAC-MD5, MD5 is broken"),
+        _refused("md5_128", "integ", "HMAC-MD5, MD5 is broken"),
+        _refused("prfsha1", "prf", f"PRF-HMAC-SHA-1, {_SHA1}"),
+        _refused("prfmd5", "prf", "PRF-HMAC-MD5, MD5 is broken"),
+        _refused("modp768", "dh", "MODP group 1, 768 bits: below 2048"),
+        _refused("modp1024", "dh", "MODP group 2, 1024 bits: below 2048 (Logjam-style precomputation)"),
+        _refused("modp1536", "dh", "MODP group 5, 1536 bits: below 2048"),
+        _refused("modp1024s160", "dh", f"RFC 5114 group 22, 1024 bits: below 2048, and {_RFC5114}"),
+        _refused("modp2048s224", "dh", f"RFC 5114 group 23, {_RFC5114}"),
+        _refused("modp2048s256", "dh", f"RFC 5114 group 24, {_RFC5114}"),
+        _refused("ecp192", "dh", "NIST P-192 (group 25), below 128-bit security"),
+        _refused("ecp224", "dh", "NIST P-224 (group 26), below 128-bit security"),
     )
 }
 
@@ -96,6 +140,8 @@ ALIASES = {
     "prfsha2_512": "prfsha512",
     "x25519": "curve25519",
     "x448": "curve448",
+    "blowfish": "blowfish128",
+    "sha": "sha1",
 }
 # ESP sequence-number flags: valid in ESP proposals, meaningless to the clients here.
 _ESP_FLAGS = {"esn", "noesn"}
@@ -118,12 +164,14 @@ class Proposal:
 
 
 def _valid_keywords(kind: str) -> str:
+    """The keywords the table knows and the policy allows in an IKE or ESP proposal."""
     kinds = {"enc", "aead", "integ", "dh"} | ({"prf"} if kind == "ike" else set())
-    return ", ".join(a.keyword for a in ALGORITHMS.values() if a.kind in kinds)
+    return ", ".join(a.keyword for a in ALGORITHMS.values() if a.kind in kinds and not a.refused)
 
 
 def parse(text: str, kind: Literal["ike", "esp"]) -> Proposal:
-    """Parse one strongSwan proposal (e.g. ``aes256gcm16-prfsha384-ecp384``); unknown keywords → error."""
+    """Parse one strongSwan proposal (e.g. ``aes256gcm16-prfsha384-ecp384``); unknown keywords and
+    keywords the crypto policy refuses → error (every refused one, with its reason)."""
     what = f"{kind.upper()} proposal {text!r}"
     if not isinstance(text, str) or not text.strip():
         raise SvpnError(f"{what} is empty: expected strongSwan keywords joined by '-'")
@@ -131,6 +179,7 @@ def parse(text: str, kind: Literal["ike", "esp"]) -> Proposal:
     integ: list[str] = []
     prf: list[str] = []
     dh: list[str] = []
+    refused: list[str] = []
     for raw in text.strip().lower().split("-"):
         if kind == "esp" and raw in _ESP_FLAGS:
             continue
@@ -139,9 +188,17 @@ def parse(text: str, kind: Literal["ike", "esp"]) -> Proposal:
         if algo is None or (algo.kind == "prf" and kind == "esp"):
             raise SvpnError(
                 f"{what}: keyword {raw!r} is unknown to the client mapping (svpn.proposals); "
-                f"known {kind.upper()} keywords: {_valid_keywords(kind)}"
+                f"allowed {kind.upper()} keywords: {_valid_keywords(kind)}"
             )
+        if algo.refused:
+            refused.append(f"{raw}: {algo.refused}")
+            continue
         {"enc": enc, "aead": enc, "integ": integ, "prf": prf, "dh": dh}[algo.kind].append(keyword)
+    if refused:
+        raise SvpnError(
+            f"{what} is refused by the crypto policy: {'; '.join(refused)}; "
+            f"allowed {kind.upper()} keywords: {_valid_keywords(kind)}"
+        )
     if not enc:
         raise SvpnError(f"{what} has no encryption algorithm (e.g. aes256gcm16)")
     kinds = {ALGORITHMS[e].kind for e in enc}
@@ -163,6 +220,59 @@ def parse_all(texts: Sequence[str], kind: Literal["ike", "esp"]) -> tuple[Propos
     if isinstance(texts, str) or not texts:
         raise SvpnError(f"{kind.upper()} proposals must be a non-empty list of strongSwan proposals")
     return tuple(parse(t, kind) for t in texts)
+
+
+# --------------------------------------------------------------------------- the farm's crypto policy
+
+# How policy_problems names the fields and the opt-out: the inventory's variables by default.
+FARM_NAMES = {
+    "ike": "svpn_ike_proposals",
+    "esp": "svpn_esp_proposals",
+    "pfs_optional": "svpn_esp_pfs_optional: true",  # how the farm opts out of PFS
+}
+
+
+def policy_problems(
+    ike_texts: Sequence[str] | None,
+    esp_texts: Sequence[str] | None,
+    allow_esp_without_pfs: bool = False,
+    *,
+    names: Mapping[str, str] = FARM_NAMES,
+) -> list[str]:
+    """Why the farm's proposals break the crypto policy: one line per proposal, naming the field, the
+    proposal, the reason and what is allowed; [] if they keep it.
+
+    The policy: every keyword is in :data:`ALGORITHMS` and not refused there, every proposal is complete
+    (see :func:`parse`), and every ESP proposal carries a DH group so that each CHILD_SA rekey has PFS —
+    unless *allow_esp_without_pfs* (the farm's ``svpn_esp_pfs_optional``, for legacy clients). A list
+    given as None is not checked (its caller reports a missing or malformed list itself). *names* maps
+    ``ike``/``esp`` to the fields' names and ``pfs_optional`` to how the opt-out is written.
+    """
+    out: list[str] = []
+    kinds: tuple[tuple[Literal["ike", "esp"], Sequence[str] | None], ...] = (
+        ("ike", ike_texts),
+        ("esp", esp_texts),
+    )
+    for kind, texts in kinds:
+        if texts is None:
+            continue
+        name = names[kind]
+        if isinstance(texts, str) or not texts:
+            out.append(f"{name}: must be a non-empty list of strongSwan proposals")
+            continue
+        for text in texts:
+            try:
+                proposal = parse(text, kind)
+            except SvpnError as err:
+                out.append(f"{name}: {err}")
+                continue
+            if kind == "esp" and not proposal.dh and not allow_esp_without_pfs:
+                out.append(
+                    f"{name}: ESP proposal {proposal.text!r} has no DH group, so its CHILD_SA rekeys lack "
+                    f"perfect forward secrecy; add one (e.g. {proposal.text}-ecp384) or, only for legacy "
+                    f"clients that cannot do PFS, opt out with {names['pfs_optional']}"
+                )
+    return out
 
 
 # --------------------------------------------------------------------------- per-client translation
@@ -248,8 +358,14 @@ class ClientProposals:
     chosen: dict[str, dict[str, str]]
 
 
-def for_clients(ike_texts: Sequence[str], esp_texts: Sequence[str]) -> ClientProposals:
-    """Translate the farm's proposals for every client; error if a client can express none of them."""
+def for_clients(
+    ike_texts: Sequence[str], esp_texts: Sequence[str], allow_esp_without_pfs: bool = False
+) -> ClientProposals:
+    """Translate the farm's proposals for every client; error if they break the crypto policy (see
+    :func:`policy_problems`) or a client can express none of them."""
+    problems = policy_problems(ike_texts, esp_texts, allow_esp_without_pfs)
+    if problems:
+        raise SvpnError("; ".join(problems))
     ike = parse_all(ike_texts, "ike")
     esp = parse_all(esp_texts, "esp")
 

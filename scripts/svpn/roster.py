@@ -6,10 +6,13 @@ A roster is CSV (a header row, then one person per row) or YAML (a list of mappi
 UTF-8 (a byte-order mark, as Excel writes, is accepted).
 
 Parsing collects *every* problem with its line number before anything else happens: a malformed roster
-raises :class:`RosterError`, one line per problem, and nothing is issued or revoked.
+raises :class:`RosterError`, one line per problem, and nothing is issued or revoked. IDs and e-mail
+addresses are unique; e-mail addresses ignoring case, as each is a user's IKE identity (the ID rule allows
+lower case only).
 
 :func:`diff` compares the roster with the current user certificates and says, per ID, what to do: ``add``
-(no certificate), ``renew`` (expiring within the window, expired, e-mail changed, files missing),
+(no certificate), ``renew`` (expiring within the window, expired, e-mail changed, no user certificate
+policy, files missing),
 ``update`` (name or department changed: index only), ``revoke`` (no longer listed) or ``unchanged``.
 It is pure: the caller supplies the index records and the file checks.
 """
@@ -199,6 +202,7 @@ def _read_yaml(text: str) -> tuple[list[Row], list[tuple[int, str]]]:
 def _validate(rows: Iterable[Row], problems: list[tuple[int, str]]) -> list[Person]:
     people: list[Person] = []
     first_line: dict[str, int] = {}
+    first_email: dict[str, tuple[int, str, str]] = {}  # lower-cased e-mail: (line, id, e-mail as written)
     for line, row in rows:
         missing = [c for c in COLUMNS if c not in row or (row[c] is None)]
         if missing:
@@ -238,6 +242,23 @@ def _validate(rows: Iterable[Row], problems: list[tuple[int, str]]) -> list[Pers
                 good = False
             else:
                 first_line[uid] = line
+        email = cleaned.get("email")
+        if email:
+            # The e-mail is the user's IKE identity: two rows with one address (in any case) would evict
+            # each other's IKE SA on a concentrator (unique = replace).
+            seen = first_email.get(email.lower())
+            if seen is not None:
+                problems.append(
+                    (
+                        line,
+                        f"email {email!r} (id {uid!r}) is also on line {seen[0]} (id {seen[1]!r}, "
+                        f"{seen[2]!r}): e-mail addresses must be unique, ignoring case, as each is a "
+                        "user's IKE identity",
+                    )
+                )
+                good = False
+            else:
+                first_email[email.lower()] = (line, uid, email)
         if good:
             people.append(
                 Person(cleaned["id"], cleaned["name"], cleaned["email"], cleaned["department"], line)
@@ -292,12 +313,33 @@ def diff(
 ) -> list[Change]:
     """Per user ID, what to do so the PKI matches the roster (roster order, then revocations by ID).
 
-    Raises :class:`RosterError` if the roster lists an ID that was revoked: IDs are never reused.
+    Raises :class:`RosterError` if the roster lists an ID that was revoked (IDs are never reused), or an
+    e-mail address (any case) that the valid, unexpired certificate of another ID the roster still lists
+    carries: both would have one IKE identity. The address of an ID the roster drops is free, as this
+    sync revokes that ID.
     """
     problems: list[tuple[int, str]] = []
     changes: list[Change] = []
     listed = roster.by_id()
+    holders = _email_holders(current, now)
     for person in roster.people:
+        others = [h for h in holders.get(person.email.lower(), []) if h["name"] != person.id]
+        holder = next((h for h in others if h["name"] in listed), None)
+        if holder is not None:
+            # The holder stays (it is listed): both certificates would carry one IKE identity. A holder
+            # the roster no longer lists is revoked by this very sync, which frees its address.
+            other = listed[holder["name"]]
+            problems.append(
+                (
+                    person.line,
+                    f"email {person.email!r} (id {person.id!r}) belongs to id {holder['name']!r} in the "
+                    f"PKI (certificate {holder['serial']}, valid until {str(holder['not_after'])[:10]}), "
+                    f"which line {other.line} keeps (as {other.email!r}): that certificate keeps the "
+                    "IKE identity until it is revoked; give this person another e-mail, or drop "
+                    f"{holder['name']!r} from the roster (the sync revokes it) and list it under a new id",
+                )
+            )
+            continue
         record = current.get(person.id)
         if record is None:
             changes.append(Change(person.id, "add", "new user", person))
@@ -319,6 +361,9 @@ def diff(
             reason = f"expires {not_after:%Y-%m-%d}"
         elif (record.get("email") or "") != person.email:
             reason = f"e-mail changed from {record.get('email') or 'none'}"
+        elif pki.USER_CERT_POLICY.dotted_string not in (record.get("policies") or []):
+            # Issued before user certificates carried it: concentrators that require it refuse the user.
+            reason = "certificate lacks the user policy"
         elif not files_present(person.id):
             reason = "certificate or key file missing"
         if reason:
@@ -336,3 +381,17 @@ def diff(
         if record["status"] == "valid":
             changes.append(Change(uid, "revoke", "no longer in the roster", None, record))
     return changes
+
+
+def _email_holders(
+    current: Mapping[str, Mapping[str, Any]], now: dt.datetime
+) -> dict[str, list[Mapping[str, Any]]]:
+    """Lower-cased e-mail -> the valid, unexpired current records that carry it (an IKE identity)."""
+    holders: dict[str, list[Mapping[str, Any]]] = {}
+    for record in current.values():
+        email = record.get("email")
+        if not email or record["status"] != "valid":
+            continue
+        if dt.datetime.fromisoformat(str(record["not_after"]).replace("Z", "+00:00")) > now:
+            holders.setdefault(str(email).lower(), []).append(record)
+    return holders

@@ -11,6 +11,57 @@ import pytest
 Run = Callable[..., tuple[int, str, str]]
 
 
+OLD_PASSPHRASE = "8charsPW"  # as short as svpn allowed before new passphrases needed 12 characters
+
+
+def make_older_pki(pki_dir: Path, passphrase: str, old_passphrase: str = OLD_PASSPHRASE) -> None:
+    """Turn the PKI in *pki_dir* into one as svpn wrote it before keys were kept like a CA's: the CA key
+    under ``cryptography``'s BestAvailableEncryption (PBKDF2-HMAC-SHA256, 2,048 rounds) with the short
+    *old_passphrase*, every user's key in clear in ``users/ID.key`` (0600), and no ``ca/kek.json``."""
+    from cryptography.hazmat.primitives import serialization
+
+    from svpn import pki
+
+    ca = pki.load_ca(pki_dir, passphrase)
+    kek = ca.user_kek()
+    for sealed in sorted((pki_dir / "users").glob("*.key.enc")):
+        uid = sealed.name.removesuffix(".key.enc")
+        key = pki.read_user_key(pki_dir, kek, uid)
+        clear = pki_dir / "users" / f"{uid}.key"
+        clear.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+        clear.chmod(0o600)
+        sealed.unlink()
+    (pki_dir / "ca" / "kek.json").unlink()
+    old = serialization.BestAvailableEncryption(old_passphrase.encode())
+    (pki_dir / "ca" / "ca.key").write_bytes(
+        ca.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, old)
+    )
+
+
+def clear_keys_under(root: Path) -> list[Path]:
+    """Files under *root* that hold a private key in clear PEM: PKCS#8, or SEC 1 / PKCS#1 without the
+    ``Proc-Type: 4,ENCRYPTED`` header of an encrypted traditional PEM."""
+
+    def in_clear(data: bytes) -> bool:
+        traditional = b"BEGIN EC PRIVATE KEY" in data or b"BEGIN RSA PRIVATE KEY" in data
+        return b"BEGIN PRIVATE KEY" in data or (traditional and b"Proc-Type: 4,ENCRYPTED" not in data)
+
+    return [path for path in sorted(root.rglob("*")) if path.is_file() and in_clear(path.read_bytes())]
+
+
+@pytest.fixture(autouse=True)
+def quick_kdf(monkeypatch: pytest.MonkeyPatch) -> None:
+    """scrypt at the real N = 2^17 costs ~0.35 s per CA key or KEK: the unit tests use N = 2^10 (the same
+    code and file formats; test_pki checks the real parameters with ``keystore.DEFAULT_KDF``)."""
+    from svpn import keystore
+
+    monkeypatch.setattr(keystore, "CA_KDF", keystore.ScryptParams(2**10, 8, 1))
+
+
 @pytest.fixture
 def cli(capsys: pytest.CaptureFixture[str]) -> Run:
     """Run ``svpn.cli.main(argv)`` in this process: (exit code, stdout, stderr)."""

@@ -24,7 +24,7 @@ FARM: dict[str, Any] = {
     "svpn_internal_networks": ["198.18.2.0/24"],
     "svpn_dns_servers": ["198.18.2.53"],
     "svpn_ike_proposals": ["aes256gcm16-prfsha384-ecp384"],
-    "svpn_esp_proposals": ["aes256gcm16"],
+    "svpn_esp_proposals": ["aes256gcm16-ecp384"],
     "svpn_pki_dir": "{{ playbook_dir }}/../pki",
 }
 GROUPS: dict[str, list[str]] = {
@@ -361,6 +361,48 @@ def test_the_lab_inventory_is_read_as_ansible_reads_it() -> None:
     assert conc1["ansible_host"] == "svpn-lab-conc1"  # hosts.yml
     assert conc1["svpn_vpn_name"] == loaded.farm["svpn_vpn_name"]  # group_vars/all.yml
     assert "loadbalancer_buckets" not in conc1 and loaded.hostvars["lb1"]["loadbalancer_buckets"] == 256
+
+
+def test_the_crypto_policy_holds_for_every_farm(farm: Farm) -> None:
+    """Weak or unknown keywords and ESP without PFS, in a hand-written farm (the filter check.yml runs)."""
+    farm.farm.update(
+        svpn_ike_proposals=["aes256gcm16-prfsha384-ecp384", "3des-sha1-modp1024"],
+        svpn_esp_proposals=["aes256gcm16-ecp384", "null", "aes256-md5-ecp384", "aes256gcm16", "aes1-ecp384"],
+    )
+    problems = farm.check()
+    assert [line.split(": ")[0] for line in problems] == ["svpn_ike_proposals"] + ["svpn_esp_proposals"] * 4
+    assert "IKE proposal '3des-sha1-modp1024' is refused by the crypto policy: 3des: 3DES" in problems[0]
+    assert "sha1: HMAC-SHA-1" in problems[0] and "modp1024: MODP group 2" in problems[0]
+    assert "'null' is refused by the crypto policy: null: NULL encryption" in problems[1]
+    assert "'aes256-md5-ecp384' is refused by the crypto policy: md5: HMAC-MD5" in problems[2]
+    assert "'aes256gcm16' has no DH group" in problems[3] and "svpn_esp_pfs_optional: true" in problems[3]
+    assert "keyword 'aes1' is unknown" in problems[4]  # unknown keywords stay errors
+
+
+def test_a_farm_may_opt_out_of_pfs_and_only_of_pfs(farm: Farm) -> None:
+    farm.farm["svpn_esp_proposals"] = ["aes256gcm16-ecp384", "aes128gcm16"]
+    assert [p.split(" has ")[0] for p in farm.check()] == ["svpn_esp_proposals: ESP proposal 'aes128gcm16'"]
+    farm.farm["svpn_esp_pfs_optional"] = True
+    assert farm.check() == []
+    farm.farm["svpn_esp_proposals"].append("3des-sha256")  # the opt-out does not reach the allowlist
+    (problem,) = farm.check()
+    assert problem.startswith(
+        "svpn_esp_proposals: ESP proposal '3des-sha256' is refused by the crypto policy"
+    )
+    farm.farm.update(svpn_esp_pfs_optional="yes", svpn_esp_proposals=["aes128gcm16"])
+    assert farm.check() == [
+        "svpn_esp_pfs_optional must be true or false, got str: 'yes'",
+        "svpn_esp_proposals: ESP proposal 'aes128gcm16' has no DH group, so its CHILD_SA rekeys lack perfect "
+        "forward secrecy; add one (e.g. aes128gcm16-ecp384) or, only for legacy clients that cannot do PFS, "
+        "opt out with svpn_esp_pfs_optional: true",
+    ]
+
+
+def test_malformed_proposal_lists_are_reported_once(farm: Farm) -> None:
+    farm.farm.update(svpn_ike_proposals=["AES 256"], svpn_esp_proposals=[])
+    problems = farm.check()
+    assert len(problems) == 2 and all("crypto policy" not in p for p in problems)
+    assert problems[0].startswith("svpn_ike_proposals: 'AES 256' is not valid")
 
 
 def test_the_filter_plugin_offers_farm_problems() -> None:

@@ -389,6 +389,70 @@ def test_bad_input_exits_2_with_the_field_and_writes_nothing(
     assert not (tmp_path / "inv").exists()
 
 
+def test_plan_refuses_weak_crypto_exits_2_and_writes_nothing(run: Run, tmp_path: Path) -> None:
+    out_dir = tmp_path / "inv"
+    argv = ["--users", "500", "--ike-proposals", "3des-sha1-modp1024", "--esp-proposals", "null"]
+    code, out, err = run("plan", *argv, "--out", out_dir)
+    assert (code, out) == (2, "") and "Traceback" not in err and err.count("\n") == 1
+    assert err.startswith(
+        "svpn: error: crypto policy: ike_proposals (--ike-proposals) -> svpn_ike_proposals: "
+    )
+    assert "IKE proposal '3des-sha1-modp1024' is refused by the crypto policy: 3des: 3DES" in err
+    assert "esp_proposals (--esp-proposals) -> svpn_esp_proposals: ESP proposal 'null' is refused" in err
+    assert not out_dir.exists()
+    # nor over an existing inventory, even with --force
+    assert run("plan", "--users", "500", "--out", out_dir)[0] == 0
+    before = tree(out_dir)
+    code, _out, err = run("plan", *argv, "--out", out_dir, "--force")
+    assert code == 2 and "crypto policy" in err and tree(out_dir) == before
+    code, _out, err = run("plan", "--from", out_dir, "--esp-proposals", "aes256gcm16", "--out", out_dir)
+    assert code == 2 and "ESP proposal 'aes256gcm16' has no DH group" in err and tree(out_dir) == before
+
+
+def test_plan_esp_pfs_optional_is_written_checked_and_kept_when_growing(run: Run, tmp_path: Path) -> None:
+    out_dir = tmp_path / "inv"
+    argv = ["--users", "500", "--esp-proposals", "aes256gcm16-ecp384,aes128gcm16", "--esp-pfs-optional"]
+    assert run("plan", *argv, "--out", out_dir)[0] == 0
+    farm = yaml.safe_load((out_dir / inv.ALL_VARS).read_text())
+    assert farm["svpn_esp_pfs_optional"] is True and farm["svpn_esp_proposals"][1] == "aes128gcm16"
+    assert run("inventory", "check", out_dir)[0] == 0
+    code, out, _err = run("plan", "--from", out_dir, "--users", "600", "--json")  # the stored opt-out holds
+    assert code == 0 and json.loads(out)["input"]["esp_pfs_optional"] is True
+    code, _out, err = run("plan", "--from", out_dir, "--esp-pfs-required")
+    assert code == 2 and "ESP proposal 'aes128gcm16' has no DH group" in err
+    # taking the opt-out away by hand: the check (and so check.yml) refuses the farm
+    all_yml = out_dir / inv.ALL_VARS
+    all_yml.write_text(
+        all_yml.read_text().replace("svpn_esp_pfs_optional: true", "svpn_esp_pfs_optional: false")
+    )
+    code, _out, err = run("inventory", "check", out_dir)
+    assert code == 1 and f"{out_dir}: svpn_esp_proposals: ESP proposal 'aes128gcm16' has no DH group" in err
+
+
+def test_inventory_check_refuses_weak_crypto_in_a_planned_inventory(run: Run, tmp_path: Path) -> None:
+    out_dir = tmp_path / "inv"
+    run("plan", "--users", "500", "--out", out_dir)
+    all_yml = out_dir / inv.ALL_VARS
+    text = all_yml.read_text()
+    all_yml.write_text(
+        text.replace("  - aes128gcm16-prfsha256-ecp256\n", "  - 3des-sha1-modp1024\n")
+        .replace("  - aes128gcm16-ecp256\n", "  - 'null'\n  - aes256gcm16\n")  # unquoted: YAML null
+        .replace("svpn_esp_pfs_optional: false", "svpn_esp_pfs_optional: maybe")
+    )
+    code, _out, err = run("inventory", "check", out_dir)
+    lines = err.strip().splitlines()
+    assert code == 1 and "Traceback" not in err and len(lines) == 5
+    assert lines[0] == f"{out_dir}: svpn_esp_pfs_optional must be true or false, got str: 'maybe'"
+    assert "svpn_ike_proposals: IKE proposal '3des-sha1-modp1024' is refused by the crypto policy" in lines[1]
+    assert "svpn_esp_proposals: ESP proposal 'null' is refused by the crypto policy" in lines[2]
+    assert "svpn_esp_proposals: ESP proposal 'aes256gcm16' has no DH group" in lines[3]
+    # an inventory planned before svpn_esp_pfs_optional existed: the default (false) applies
+    all_yml.write_text(text.replace("svpn_esp_pfs_optional: false\n", ""))
+    assert run("inventory", "check", out_dir)[0] == 0
+    code, out, _err = run("plan", "--from", out_dir, "--json")
+    assert code == 0 and json.loads(out)["input"]["esp_pfs_optional"] is False
+
+
 def test_plan_file_and_calibration(run: Run, tmp_path: Path) -> None:
     plan_file = tmp_path / "plan.yml"
     plan_file.write_text("users: 10000\nprofile: video-split\nheadroom_percent: 20\n")

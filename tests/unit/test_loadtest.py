@@ -37,7 +37,8 @@ connections {
         remote {
             auth = pubkey
             cacerts = /etc/swanctl/x509ca/svpn-ca.crt
-            revocation = relaxed
+            revocation = strict
+            cert_policy = 2.25.1
         }
         children {
             svpn {
@@ -154,7 +155,7 @@ def test_generator_conf_renders_from_the_repo_template():
 
 def test_swanctl_parser_reads_sections_and_values():
     conf = lt.parse_swanctl(NODE_CONF)
-    assert conf["connections"]["svpn"]["remote"]["revocation"] == "relaxed"
+    assert conf["connections"]["svpn"]["remote"]["revocation"] == "strict"
     assert conf["pools"]["pool-conc1"]["addrs"] == "198.19.0.0/20"
     with pytest.raises(SvpnError, match="not closed"):
         lt.parse_swanctl("a {\n b = 1\n")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import os
@@ -12,12 +13,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from conftest import OLD_PASSPHRASE, clear_keys_under, make_older_pki
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
-from svpn import pki
+from svpn import keystore, pki
 from svpn.errors import SvpnError
 
 PASS = "correct horse battery"
@@ -136,10 +138,19 @@ def test_init_needs_a_long_enough_passphrase(tmp_path: Path, run: Run, monkeypat
     monkeypatch.delenv("SVPN_CA_PASSPHRASE")
     code, _, err = run("pki", "init", "--name", "CA", "--dir", d)
     assert code == 2 and "passphrase is missing" in one_line_error(err)
-    monkeypatch.setenv("SVPN_CA_PASSPHRASE", "short")
-    code, _, err = run("pki", "init", "--name", "CA", "--dir", d)
-    assert code == 2 and "at least 8" in one_line_error(err)
+    for short in ("pw-1234", "eleven char"):
+        monkeypatch.setenv("SVPN_CA_PASSPHRASE", short)
+        code, out, err = run("pki", "init", "--name", "CA", "--dir", d)
+        assert (code, out) == (2, "")
+        assert one_line_error(err) == (
+            f"svpn: error: CA passphrase is too short ({len(short)} characters): a new passphrase needs "
+            "at least 12 characters"
+        )
+        assert short not in err  # the passphrase itself is never echoed
     assert not d.exists()
+    monkeypatch.setenv("SVPN_CA_PASSPHRASE", "twelve chars")
+    code, _, err = run("pki", "init", "--name", "CA", "--dir", d)
+    assert (code, err) == (0, "")
 
 
 def test_init_key_type_and_days(tmp_path: Path) -> None:
@@ -186,6 +197,166 @@ def test_missing_ca(tmp_path: Path, run: Run) -> None:
     assert code == 2
     assert one_line_error(err) == f"svpn: error: no CA in {tmp_path / 'none'}: run `svpn pki init` first"
     assert not (tmp_path / "none").exists()
+
+
+# --------------------------------------------------------------------------- keys at rest
+
+
+SCRYPT_OID = bytes.fromhex("06092b06010401da47040b")  # 1.3.6.1.4.1.11591.4.11, RFC 7914 section 7
+
+
+def test_the_ca_key_is_pkcs8_under_scrypt_with_the_real_parameters(
+    tmp_path: Path, run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(keystore, "CA_KDF", keystore.DEFAULT_KDF)  # not the unit tests' quick one
+    d = tmp_path / "pki"
+    code, _out, err = run("pki", "init", "--name", "CA", "--key-type", "ecdsa256", "--dir", d)
+    assert (code, err) == (0, "")
+    pem = (d / "ca/ca.key").read_bytes()
+    info = keystore.kdf_info(pem)
+    assert (info.scheme, info.kdf, info.n, info.r, info.p) == ("pbes2", "scrypt", 2**17, 8, 1)
+    assert (info.cipher, info.salt_bytes) == ("aes-256-cbc", 16)
+    assert str(info) == "scrypt N=2^17 r=8 p=1, aes-256-cbc"
+    # The same without svpn's parser: after the scrypt OID, SEQUENCE { salt (16 bytes), N, r, p, key length }.
+    der = base64.b64decode("".join(pem.decode().splitlines()[1:-1]))
+    params = der[der.index(SCRYPT_OID) + len(SCRYPT_OID) :]
+    assert params[:4] == bytes.fromhex("30200410")
+    assert params[20:34] == bytes.fromhex("0203020000020108020101020120")  # 2^17, 8, 1, 32
+    kek = json.loads((d / "ca/kek.json").read_text())
+    assert (kek["version"], kek["kdf"], kek["n"], kek["r"], kek["p"]) == (1, "scrypt", 2**17, 8, 1)
+    assert len(base64.b64decode(kek["salt"])) == 16
+    assert stat.S_IMODE((d / "ca/kek.json").stat().st_mode) == 0o600
+    ca = pki.load_ca(d, PASS)  # opens with cryptography's own loader
+    assert ca.cert.public_key() == ca.key.public_key()
+
+
+def test_an_older_ca_opens_with_its_short_passphrase_and_moves_on_the_next_write(
+    d: Path, ca: pki.CA, run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pki.issue_user(d, ca, "alice", email="alice@example.org")
+    pki.issue_server(d, ca, "gw1", ["gw1.example.org"])
+    make_older_pki(d, PASS)
+    info = keystore.kdf_info((d / "ca/ca.key").read_bytes())
+    assert (info.kdf, info.prf, info.iterations) == ("pbkdf2", "hmac-sha256", 2048)
+    alice_clear = (d / "users/alice.key").read_bytes()
+    before = snapshot(d)
+    older = pki.load_ca(d, OLD_PASSPHRASE)  # 8 characters: too short for a new CA, fine for this one
+    assert snapshot(d) == before  # loading writes nothing
+
+    monkeypatch.setenv("SVPN_CA_PASSPHRASE", "not the passphrase")
+    code, out, err = run("pki", "crl", "--dir", d)
+    assert (code, out) == (2, "")
+    assert one_line_error(err) == f"svpn: error: CA passphrase is wrong for {d / 'ca' / 'ca.key'}"
+    assert snapshot(d) == before
+
+    monkeypatch.setenv("SVPN_CA_PASSPHRASE", OLD_PASSPHRASE)
+    code, out, err = run("pki", "crl", "--dir", d)  # the next write: signing a CRL
+    assert (code, out) == (0, f"written: {d / 'crl.pem'}\n"), err
+    info = keystore.kdf_info((d / "ca/ca.key").read_bytes())
+    assert info.current() and info.scrypt == keystore.CA_KDF
+    assert stat.S_IMODE((d / "ca/ca.key").stat().st_mode) == 0o600
+    assert sorted(p.name for p in (d / "ca").iterdir()) == ["ca.crt", "ca.key", "kek.json"]  # no temp file
+    moved = pki.load_ca(d, OLD_PASSPHRASE)  # the same key, the same passphrase
+    assert moved.key.private_numbers() == older.key.private_numbers()
+    assert not (d / "users/alice.key").exists()
+    assert stat.S_IMODE((d / "users/alice.key.enc").stat().st_mode) == 0o600
+    alice = pki.read_user_key(d, moved.user_kek(), "alice")
+    assert (
+        alice.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        == alice_clear
+    )
+    # A concentrator's key is copied to its node by Ansible: it stays PEM on the controller (0600).
+    assert clear_keys_under(d) == [d / "servers/gw1.key"]
+    before = snapshot(d)
+    code, out, _err = run("pki", "user", "alice", "--email", "alice@example.org", "--dir", d)
+    assert (code, out) == (0, "unchanged: user alice\n")
+    assert snapshot(d) == before
+
+
+def test_a_failed_move_of_an_older_ca_key_leaves_it_whole(
+    d: Path, run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_older_pki(d, PASS)
+    before = snapshot(d)
+    real_replace = os.replace
+
+    def failing_replace(src: str, dst: str) -> None:
+        if Path(dst).name == "ca.key":
+            raise OSError(28, "No space left on device")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    monkeypatch.setenv("SVPN_CA_PASSPHRASE", OLD_PASSPHRASE)
+    code, out, err = run("pki", "crl", "--dir", d)
+    assert (code, out) == (2, "")
+    assert one_line_error(err) == (
+        f"svpn: error: CA key {d / 'ca' / 'ca.key'} could not be re-encrypted under "
+        f"{keystore.CA_KDF} (No space left on device); it was left as it was, nothing else was written"
+    )
+    assert snapshot(d) == before  # the old key file, and no temporary file beside it
+    monkeypatch.setattr(os, "replace", real_replace)
+    code, _out, err = run("pki", "crl", "--dir", d)
+    assert code == 0, err
+    assert keystore.kdf_info((d / "ca/ca.key").read_bytes()).current()
+
+
+def test_an_older_users_key_is_sealed_when_its_certificate_is_renewed(
+    d: Path, ca: pki.CA, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pki.issue_user(d, ca, "alice", days=1)
+    make_older_pki(d, PASS)
+    key_before = (d / "users/alice.key").read_bytes()
+    later = pki._now() + dt.timedelta(days=3)
+    monkeypatch.setattr(pki, "_now", lambda: later)
+    older = pki.load_ca(d, OLD_PASSPHRASE)
+    assert pki.issue_user(d, older, "alice").action == "issued"
+    assert clear_keys_under(d) == []
+    key = pki.read_user_key(d, older.user_kek(), "alice")
+    assert (
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        == key_before
+    )
+    assert cert(d / "users/alice.crt").public_key() == key.public_key()
+
+
+def test_users_keys_are_sealed_and_open_only_for_their_id(d: Path, ca: pki.CA, run: Run) -> None:
+    pki.issue_user(d, ca, "alice", email="alice@example.org")
+    code, _out, err = run("pki", "user", "bob", "--dir", d)
+    assert code == 0, err
+    pki.issue_server(d, ca, "gw1", ["gw1.example.org"])
+    assert clear_keys_under(d) == [d / "servers/gw1.key"]
+    assert sorted(p.name for p in (d / "users").iterdir()) == [
+        "alice.crt",
+        "alice.key.enc",
+        "bob.crt",
+        "bob.key.enc",
+    ]
+    sealed = d / "users/alice.key.enc"
+    assert stat.S_IMODE(sealed.stat().st_mode) == 0o600
+    assert sealed.read_bytes().startswith(b"-----BEGIN SVPN SEALED USER KEY-----\n")
+    key = pki.read_user_key(d, ca.user_kek(), "alice")
+    assert key.public_key() == cert(d / "users/alice.crt").public_key()
+    (d / "users/bob.key.enc").write_bytes(sealed.read_bytes())  # alice's sealed key under bob's name
+    with pytest.raises(SvpnError) as err:
+        pki.read_user_key(d, ca.user_kek(), "bob")
+    assert str(err.value) == (
+        f"key {d / 'users/bob.key.enc'} does not open: it was altered, or sealed for another ID than 'bob'; "
+        "it is never replaced: move it away to issue a new key"
+    )
+
+
+def test_the_users_keys_open_only_with_the_ca_passphrase(d: Path, ca: pki.CA) -> None:
+    pki.issue_user(d, ca, "alice")
+    before = snapshot(d)
+    with pytest.raises(SvpnError) as err:
+        pki.open_user_keys(d, "not the passphrase")
+    assert str(err.value) == f"CA passphrase is wrong for {d / 'ca' / 'kek.json'}"
+    assert snapshot(d) == before
+    assert pki.open_user_keys(d, PASS).kek() == ca.user_kek()
 
 
 # --------------------------------------------------------------------------- server certificates
@@ -289,13 +460,13 @@ def test_user_second_issue_is_unchanged(d: Path, run: Run) -> None:
 
 def test_expired_user_certificate_is_reissued_with_the_same_key(d: Path, ca: pki.CA, monkeypatch) -> None:
     first = pki.issue_user(d, ca, "alice", days=1)
-    key_before = (d / "users/alice.key").read_bytes()
+    key_before = (d / "users/alice.key.enc").read_bytes()
     later = pki._now() + dt.timedelta(days=3)
     monkeypatch.setattr(pki, "_now", lambda: later)
     assert [r["status"] for r in pki.list_certs(d) if r["kind"] == "user"] == ["expired"]
     second = pki.issue_user(d, ca, "alice")
     assert second.action == "issued" and second.serial != first.serial
-    assert (d / "users/alice.key").read_bytes() == key_before
+    assert (d / "users/alice.key.enc").read_bytes() == key_before
 
 
 def test_bulk_issue_saves_the_index_once(d: Path, ca: pki.CA, monkeypatch) -> None:
@@ -515,3 +686,129 @@ def test_parallel_issuing_keeps_every_certificate_in_the_index(tmp_path: Path) -
     assert all(proc.wait(timeout=60) == 0 for proc in procs)
     names = {row["cn"] for row in pki.list_certs(pki_dir) if row["kind"] == "user"}
     assert names == {f"user{i}" for i in range(8)}
+
+
+# --------------------------------------------------------------------------- one e-mail, one ID
+
+
+def test_an_email_another_valid_user_holds_is_refused_ignoring_case(d: Path, ca: pki.CA, run: Run) -> None:
+    alice = pki.issue_user(d, ca, "alice", email="Alice@Example.org")
+    before = snapshot(d)
+    code, out, err = run("pki", "user", "alice2", "--email", "ALICE@example.ORG", "--dir", d)
+    assert code == 2 and out == ""
+    assert one_line_error(err) == (
+        "svpn: error: email 'ALICE@example.org' already belongs to user 'alice' (certificate "
+        f"{alice.serial}, valid until {index(d)['certs'][-1]['not_after'][:10]}): two IDs with one e-mail "
+        "share an IKE identity and evict each other; revoke 'alice' first or give another e-mail"
+    )
+    assert snapshot(d) == before
+    with pytest.raises(SvpnError, match="already belongs to user 'alice'"):
+        pki.issue_user(d, ca, "alice2", email="alice@example.org", index=pki.Index.load(d))
+    # the holder itself keeps its address; another address is fine; a revoked holder frees it
+    assert pki.issue_user(d, ca, "alice", email="Alice@example.org").action == "unchanged"
+    assert pki.issue_user(d, ca, "bob", email="bob@example.org").action == "issued"
+    pki.revoke(d, ca, "alice")
+    assert pki.issue_user(d, ca, "alice2", email="alice@example.org").action == "issued"
+
+
+# --------------------------------------------------------------------------- expiry warnings
+
+
+def crl_next_update(d: Path) -> dt.datetime:
+    return x509.load_pem_x509_crl((d / "crl.pem").read_bytes()).next_update_utc
+
+
+def warned(d: Path, now: dt.datetime, days: int = 14, crl_days: int = 3) -> dict[str, pki.ExpiryWarning]:
+    return {f"{w.kind}:{w.name}": w for w in pki.expiry_warnings(d, now, days, crl_days)}
+
+
+def test_expiry_warnings_for_the_ca_and_servers_at_n_plus_and_minus_one_day(d: Path, ca: pki.CA) -> None:
+    pki.issue_server(d, ca, "gw1", ["gw1.example.org"], days=100)
+    pki.issue_server(d, ca, "gw2", ["gw2.example.org"], days=100)
+    pki.revoke(d, ca, "gw2", kind="server")  # a revoked server is nobody's concern
+    pki.issue_user(d, ca, "alice", days=1)  # users are not checked here (`users sync` renews them)
+    gw1 = cert(d / "servers/gw1.crt").not_valid_after_utc
+    ca_end = ca.cert.not_valid_after_utc
+
+    assert set(warned(d, gw1 - dt.timedelta(days=15))) == {"crl:crl"}  # the CRL has long expired by then
+    near = warned(d, gw1 - dt.timedelta(days=13))
+    assert set(near) == {"server:gw1", "crl:crl"}
+    assert not near["server:gw1"].expired and near["server:gw1"].left == dt.timedelta(days=13)
+    assert str(near["server:gw1"]) == (
+        f"server certificate 'gw1' expires on {gw1:%Y-%m-%d %H:%M} UTC (in 13 days): clients refuse that "
+        f"concentrator after that ({d / 'servers' / 'gw1.crt'})"
+    )
+    assert "server:gw1" in warned(d, gw1 - dt.timedelta(days=14))  # the window's last day is in it
+    assert "server:gw1" not in warned(d, gw1 - dt.timedelta(days=14, seconds=1))
+    late = warned(d, gw1 + dt.timedelta(days=1))["server:gw1"]
+    assert late.expired and str(late).startswith(
+        f"server certificate 'gw1' expired on {gw1:%Y-%m-%d %H:%M} UTC"
+    )
+
+    assert "ca:Test VPN CA" not in warned(d, ca_end - dt.timedelta(days=15))
+    ca_near = warned(d, ca_end - dt.timedelta(days=13))["ca:Test VPN CA"]
+    assert ca_near.path == d / "ca" / "ca.crt" and not ca_near.expired
+    assert "in 13 days" in str(ca_near)
+    assert warned(d, ca_end + dt.timedelta(seconds=1))["ca:Test VPN CA"].expired
+    # --warn-days: the same moment is outside a shorter window
+    assert "server:gw1" not in warned(d, gw1 - dt.timedelta(days=13), days=12)
+
+
+def test_expiry_warnings_for_the_crl_use_their_own_window(d: Path, ca: pki.CA) -> None:
+    end = crl_next_update(d)  # init wrote a 7-day CRL
+    assert warned(d, end - dt.timedelta(days=4)) == {}  # 14 days for certificates, 3 for the CRL
+    near = warned(d, end - dt.timedelta(days=2))["crl:crl"]
+    assert not near.expired and near.not_after == end
+    assert str(near).startswith(f"CRL expires on {end:%Y-%m-%d %H:%M} UTC (nextUpdate, in 2 days)")
+    assert "(nextUpdate, in 47 hours)" in str(warned(d, end - dt.timedelta(hours=47, minutes=30))["crl:crl"])
+    assert warned(d, end - dt.timedelta(days=4), crl_days=5)["crl:crl"].left == dt.timedelta(days=4)
+    gone = warned(d, end + dt.timedelta(hours=1))["crl:crl"]
+    assert gone.expired and str(gone).startswith(f"CRL expired on {end:%Y-%m-%d %H:%M} UTC")
+    (d / "crl.pem").unlink()
+    missing = warned(d, end - dt.timedelta(days=6))["crl:crl"]
+    assert missing.not_after is None and "is missing or unreadable" in str(missing)
+
+
+def test_expiry_warnings_need_a_ca(tmp_path: Path) -> None:
+    with pytest.raises(SvpnError, match="no CA in"):
+        pki.expiry_warnings(tmp_path, dt.datetime.now(dt.UTC))
+
+
+def test_pki_check_exit_codes_lines_and_json(d: Path, run: Run) -> None:
+    code, out, err = run("pki", "check", "--dir", d)
+    assert (code, err) == (0, "")
+    assert out == f"ok: nothing in {d} expires within 14 days (the CRL within 3 days)\n"
+
+    code, out, err = run("pki", "check", "--warn-days", "4000", "--dir", d)
+    assert code == 1
+    assert out.splitlines()[0].startswith("CA certificate 'Test VPN CA' expires on ")
+    assert len(out.splitlines()) == 1
+    assert one_line_error(err) == (
+        f"svpn: error: 1 item(s) in {d} expire within 4000 days (the CRL within 3 days), 0 already expired "
+        "or missing"
+    )
+
+    code, out, err = run("pki", "check", "--crl-warn-days", "8", "--json", "--dir", d)
+    assert code == 1 and "Traceback" not in err
+    items = json.loads(out)
+    assert [(i["kind"], i["name"], i["expired"], i["days_left"]) for i in items] == [("crl", "crl", False, 6)]
+    assert items[0]["path"] == str(d / "crl.pem") and items[0]["message"].startswith("CRL expires on")
+
+    code, out, err = run("pki", "check", "--json", "--dir", d)
+    assert (code, json.loads(out), err) == (0, [], "")
+
+
+def test_the_other_pki_commands_warn_on_stderr_after_they_work(d: Path, ca: pki.CA, run: Run) -> None:
+    code, out, err = run("pki", "crl", "--days", "1", "--dir", d)
+    assert code == 0 and out == f"written: {d / 'crl.pem'}\n"
+    assert err.startswith("svpn: warning: CRL expires on ") and len(err.splitlines()) == 1
+    code, out, err = run("pki", "list", "--json", "--dir", d)
+    assert code == 0 and json.loads(out)  # stdout stays plain JSON
+    assert err.startswith("svpn: warning: CRL expires on ")
+    code, _out, err = run("pki", "user", "carol", "--dir", d)
+    assert code == 0 and err.startswith("svpn: warning: CRL expires on ")
+    code, _out, err = run("pki", "crl", "--dir", d)  # a fresh 7-day CRL: nothing to say
+    assert (code, err) == (0, "")
+    run("pki", "crl", "--days", "1", "--dir", d)
+    code, _out, err = run("pki", "revoke", "nobody", "--dir", d)  # a failing command: the error only
+    assert code == 2 and "warning" not in err

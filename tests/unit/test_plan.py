@@ -12,6 +12,7 @@ from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from svpn import plan as planlib
+from svpn import proposals
 from svpn.buckets import bucket_owners
 from svpn.errors import SvpnError
 from svpn.plan import ExistingFarm, carve_pools, make_plan, resolve_input
@@ -124,6 +125,55 @@ def test_overlapping_networks_are_refused(values: dict[str, Any], pair: str) -> 
     with pytest.raises(SvpnError, match="networks overlap") as err:
         inp(**values)
     assert pair in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("values", "field", "reason"),
+    [
+        ({"ike_proposals": ["3des-sha1-modp1024"]}, "ike_proposals", "3des: 3DES, 64-bit blocks"),
+        ({"ike_proposals": ["aes256-sha1-ecp384"]}, "ike_proposals", "sha1: HMAC-SHA-1"),
+        ({"ike_proposals": ["aes256gcm16-prfmd5-ecp384"]}, "ike_proposals", "prfmd5: PRF-HMAC-MD5"),
+        ({"ike_proposals": ["aes256gcm16-prfsha256-modp1024"]}, "ike_proposals", "modp1024: MODP group 2"),
+        ({"esp_proposals": ["null"]}, "esp_proposals", "null: NULL encryption"),
+        ({"esp_proposals": ["aes128gcm16-modp1024s160"]}, "esp_proposals", "modp1024s160: RFC 5114"),
+        ({"esp_proposals": ["aes256-ecp384"]}, "esp_proposals", "needs an integrity algorithm"),
+        ({"esp_proposals": ["aes256gcm16"]}, "esp_proposals", "has no DH group"),
+        ({"esp_proposals": ["aes256gcm16-ecp999"]}, "esp_proposals", "'ecp999' is unknown"),
+    ],
+)
+def test_the_planner_refuses_what_the_crypto_policy_refuses(
+    values: dict[str, Any], field: str, reason: str
+) -> None:
+    with pytest.raises(SvpnError) as err:
+        inp(**values)
+    message = str(err.value)
+    flag = "--" + field.replace("_", "-")
+    assert message.startswith(f"crypto policy: {field} ({flag}) -> svpn_{field}: ")
+    assert reason in message and "\n" not in message
+
+
+def test_every_proposal_problem_is_named_at_once() -> None:
+    with pytest.raises(SvpnError) as err:
+        inp(ike_proposals="3des-sha1-modp1024", esp_proposals="null,aes256gcm16,aes128gcm16-ecp256")
+    message = str(err.value)
+    assert message.count(" -> svpn_ike_proposals: ") == 1 and message.count(" -> svpn_esp_proposals: ") == 2
+    assert "opt out with --esp-pfs-optional (esp_pfs_optional: true in a plan file)" in message
+
+
+def test_esp_without_pfs_needs_the_farms_opt_out() -> None:
+    assert planlib.DEFAULT_INPUT["esp_pfs_optional"] is False
+    assert all(proposals.parse(text, "esp").dh for text in planlib.DEFAULT_ESP_PROPOSALS)
+    legacy = inp(esp_proposals=["aes256gcm16-ecp384", "aes128gcm16"], esp_pfs_optional=True)
+    assert legacy.esp_pfs_optional and legacy.esp_proposals == ("aes256gcm16-ecp384", "aes128gcm16")
+    assert planlib.input_hash(legacy) != planlib.input_hash(
+        inp(esp_proposals=["aes256gcm16-ecp384", "aes128gcm16-ecp256"])
+    )
+    with pytest.raises(SvpnError, match="is refused by the crypto policy"):  # the opt-out is for PFS only
+        inp(esp_proposals=["3des-sha256"], esp_pfs_optional=True)
+    with pytest.raises(
+        SvpnError, match=r"esp_pfs_optional \(--esp-pfs-optional\): 'yes' is not valid; give true or false"
+    ):
+        inp(esp_pfs_optional="yes")
 
 
 def test_unknown_plan_file_key_lists_the_valid_ones() -> None:

@@ -38,7 +38,7 @@ svpn_ike_proposals:
   - aes128gcm16-prfsha256-ecp256
 svpn_esp_proposals:
   - aes256gcm16-ecp384
-  - aes256gcm16
+  - aes128gcm16-ecp256
 """
 OID_3DES_PBE = bytes.fromhex("060a2a864886f70d010c0103")  # pbeWithSHAAnd3-KeyTripleDES-CBC
 OID_AES256_CBC = bytes.fromhex("060960864801650304012a")  # aes256-CBC, 2.16.840.1.101.3.4.1.42
@@ -66,8 +66,8 @@ def ctx(tmp_path: Path, ca: pki.CA) -> profiles.BundleContext:
 @pytest.fixture
 def issued(tmp_path: Path, ca: pki.CA) -> tuple[pki.PrivateKey, x509.Certificate]:
     result = pki.issue_user(tmp_path / "pki", ca, "jkim", email="jkim@city.example.kr", name="Kim Jiwoo")
-    key = serialization.load_pem_private_key(result.key_path.read_bytes(), None)
-    return key, x509.load_pem_x509_certificate(result.cert_path.read_bytes())  # type: ignore[return-value]
+    key = pki.read_user_key(tmp_path / "pki", ca.user_kek(), "jkim")
+    return key, x509.load_pem_x509_certificate(result.cert_path.read_bytes())
 
 
 USER = profiles.UserInfo("jkim", "O'Kim & <Jiwoo>", "jkim@city.example.kr", "IT")
@@ -103,6 +103,10 @@ def test_farm_settings_are_read_and_derived(tmp_path: Path) -> None:
         (("svpn_dns_servers:\n  - 198.18.2.53", "svpn_dns_servers: '{{ dns }}'"), "must be a list of IP"),
         (("- aes256gcm16-ecp384", "- aes256gcm16-ecp999"), "'ecp999' is unknown"),
         (("- aes128gcm16-prfsha256-ecp256", "- aes128gcm16-prfsha256-curve25519"), None),
+        (("- aes256gcm16-ecp384", "- 3des-sha1-modp1024"), "'3des-sha1-modp1024' is refused by the crypto"),
+        (("- aes128gcm16-prfsha256-ecp256", "- aes128-md5-modp1024"), "md5: HMAC-MD5, MD5 is broken"),
+        (("- aes128gcm16-ecp256", "- aes128gcm16"), "ESP proposal 'aes128gcm16' has no DH group"),
+        (("svpn_lab: true", "svpn_esp_pfs_optional: 'yes'"), "svpn_esp_pfs_optional must be a literal true"),
     ],
 )
 def test_bad_farm_settings_are_one_line_errors(
@@ -115,6 +119,42 @@ def test_bad_farm_settings_are_one_line_errors(
     with pytest.raises(SvpnError) as err:
         profiles.load_farm_settings(inventory(tmp_path, text=text))
     assert needle in str(err.value) and "\n" not in str(err.value)
+
+
+OPT_OUT = "svpn_esp_pfs_optional: true\n"
+
+
+def test_a_legacy_farm_may_opt_out_of_pfs_but_not_out_of_the_allowlist(tmp_path: Path, ca: pki.CA) -> None:
+    legacy = (ALL_YML % {"mode": "split"}).replace("- aes128gcm16-ecp256", "- aes128gcm16")
+    with pytest.raises(
+        SvpnError, match=r"all\.yml: svpn_esp_proposals: ESP proposal 'aes128gcm16' has no DH"
+    ):
+        profiles.load_farm_settings(inventory(tmp_path, text=legacy))
+    settings = profiles.load_farm_settings(inventory(tmp_path, text=legacy + OPT_OUT))
+    assert settings.esp_pfs_optional and settings.esp_proposals == ("aes256gcm16-ecp384", "aes128gcm16")
+    ctx = profiles.BundleContext.create(settings, ca.cert.public_bytes(serialization.Encoding.PEM))
+    assert "esp_proposals = aes256gcm16-ecp384, aes128gcm16" in profiles.swanctl_conf(ctx, USER).decode()
+    # the opt-out changes no profile, so it does not change the fingerprint either
+    strict = profiles.load_farm_settings(inventory(tmp_path))
+    relaxed = profiles.load_farm_settings(inventory(tmp_path, text=ALL_YML % {"mode": "split"} + OPT_OUT))
+    assert relaxed.esp_pfs_optional and not strict.esp_pfs_optional
+    assert relaxed.fingerprint() == strict.fingerprint()
+    weak = legacy.replace("- aes128gcm16\n", "- aes128gcm16-sha1\n") + OPT_OUT
+    with pytest.raises(SvpnError, match="is refused by the crypto policy"):
+        profiles.load_farm_settings(inventory(tmp_path, text=weak))
+
+
+def test_farm_settings_made_any_other_way_keep_the_policy_too() -> None:
+    with pytest.raises(SvpnError, match="has no DH group"):
+        profiles.FarmSettings(
+            "vpn.svpn.test",
+            "198.18.1.10",
+            "split",
+            ("198.18.2.0/24",),
+            (),
+            ("aes256gcm16-prfsha384-ecp384",),
+            ("aes256gcm16",),
+        )
 
 
 def test_missing_inventory_is_an_error(tmp_path: Path) -> None:
@@ -268,14 +308,14 @@ def test_networkmanager_keyfile(ctx: profiles.BundleContext) -> None:
         "/etc/svpn/jkim.key",
     )
     assert vpn["ike"] == "aes256gcm16-prfsha384-ecp384;aes128gcm16-prfsha256-ecp256"
-    assert vpn["esp"] == "aes256gcm16-ecp384;aes256gcm16"
+    assert vpn["esp"] == "aes256gcm16-ecp384;aes128gcm16-ecp256"
     assert parser["ipv4"]["never-default"] == "true"
 
 
 def test_swanctl_conf_carries_the_farm_proposals_unchanged(ctx: profiles.BundleContext) -> None:
     text = profiles.swanctl_conf(ctx, USER).decode()
     assert "proposals = aes256gcm16-prfsha384-ecp384, aes128gcm16-prfsha256-ecp256" in text
-    assert "esp_proposals = aes256gcm16-ecp384, aes256gcm16" in text
+    assert "esp_proposals = aes256gcm16-ecp384, aes128gcm16-ecp256" in text
     assert "remote_ts = 198.18.2.0/24, 198.18.3.0/24" in text
     assert 'id = "jkim@city.example.kr"' in text and "certs = jkim.crt" in text
     assert text.count("{") == text.count("}")

