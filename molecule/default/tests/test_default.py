@@ -60,7 +60,7 @@ def test_concentrator_lists_the_users_ike_sa(host):
     conc = _host("mol-default-conc1")
     out = conc.check_output("swanctl --list-sas --ike svpn")
     assert "ESTABLISHED" in out
-    assert "'CN=alice'" in out
+    assert "'alice@svpn.test'" in out  # the bundle's identity: the e-mail
     assert f"[{vip}]" in out
 
 

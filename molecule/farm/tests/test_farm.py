@@ -110,6 +110,62 @@ def _vip_holder() -> str:
     return holders[0]
 
 
+# A VRRP advertisement (version 2, priority 255) for the pair's router id, forged by a host on the public
+# network with the other LB's address as its source: before the control plane moved inside, the master
+# accepted it and gave up the VIPs. Sent with IP_HDRINCL (TTL 255, as VRRP wants) from a lab client.
+_FORGE = r"""
+import socket, struct, sys
+src, dst, vrid, port = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+def csum(data):
+    data += b"\0" * (len(data) % 2)
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    total = (total >> 16) + (total & 0xFFFF)
+    return ~(total + (total >> 16)) & 0xFFFF
+def ip(proto, payload):
+    head = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), 1, 0, 255, proto, 0,
+                       socket.inet_aton(src), socket.inet_aton(dst))
+    return head[:10] + struct.pack("!H", csum(head)) + head[12:] + payload
+vrrp = struct.pack("!BBBBBBH4s", 0x21, vrid, 255, 1, 0, 1, 0, socket.inet_aton(dst))
+vrrp = vrrp[:6] + struct.pack("!H", csum(vrrp)) + vrrp[8:]
+sync = struct.pack("!HHHH", port, port, 8 + 16, 0) + b"\0" * 16
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+for _ in range(5):
+    s.sendto(ip(112, vrrp), (dst, 0))
+    s.sendto(ip(17, sync), (dst, 0))
+"""
+
+
+def _forged_count(lb: str) -> int:
+    out = _host(lb).check_output("nft list counter inet svpn_lb forged_control")
+    return int(re.search(r"packets (\d+)", out).group(1))
+
+
+def test_the_lb_control_plane_cannot_be_reached_from_the_public_side():
+    master = _vip_holder()
+    (peer,) = [lb for lb in LBS if lb != master]
+    peer_public = _host(peer).check_output("cat /etc/keepalived/keepalived.conf")
+    assert "unicast_src_ip 198.18.23." in peer_public, "VRRP is not on the inside network"
+    before = _forged_count(master)
+    log_mark = _host(master).check_output("date +%s").strip()
+    attacker = _host("farm-client6")
+    addr = {"farm-lb1": "198.18.21.2", "farm-lb2": "198.18.21.3"}
+    attacker.check_output(f"python3 -c '{_FORGE}' {addr[peer]} {addr[master]} 51 3780")
+    time.sleep(4)  # more than 3 adverts: time enough for a master that believed it to step down
+    assert _forged_count(master) - before == 10, "the forged packets did not reach the firewall's drop rule"
+    assert _vip_holder() == master, "a forged VRRP advert from the public side moved the VIPs"
+    log = _host(master).check_output(f"journalctl -u keepalived --since @{log_mark} --no-pager")
+    assert "higher priority" not in log.lower() and "BACKUP" not in log, log[-2000:]
+    # IPv6 reaches no LB: the inet table drops it (tried on the public link-local address, if any).
+    lb = _host(master)
+    public_if = lb.check_output(f"ip -4 -o addr show to {addr[master]}").split()[1]
+    link_local = lb.run(f"ip -6 -o addr show dev {public_if} scope link").stdout.split()
+    if link_local:
+        target = link_local[3].split("/")[0]
+        assert attacker.run(f"ping -6 -c 2 -W 1 {target}%eth0").rc != 0, "IPv6 reached the LB"
+    else:
+        print("\nSKIPPED: the IPv6 probe (the LB's public interface has no IPv6 address in this lab)")
+
+
 def test_lb_failover_keeps_established_tunnels_flowing():
     _wait_all_up(CLIENTS, timeout=60)
     master = _vip_holder()
