@@ -91,6 +91,12 @@ def ensure_lab_pki(log: Log = print) -> tuple[Path, Path]:
         passphrase = pki.read_passphrase_file(passphrase_file)
         pki.init_ca(pki_dir, "SVPN lab CA", passphrase)
         log(f"created the lab CA in {pki_dir}")
+    elif not pki.ca_allows_user_policy(pki.PkiDir(pki_dir)):
+        # A lab CA made before the user certificate policy: the concentrators now require it along the chain.
+        ca = pki.load_ca(pki_dir, pki.read_passphrase_file(passphrase_file))
+        with pki.locked(pki_dir):
+            pki.add_ca_policy(pki_dir, ca)
+        log(f"the lab CA in {pki_dir} now carries the user certificate policy (svpn pki ca-policy)")
     return pki_dir, passphrase_file
 
 

@@ -111,3 +111,30 @@ def test_app_saw_the_virtual_ip_only_when_its_reply_names_it():
     assert not labstatus.app_saw(reply, "198.19.16.22")
     assert not labstatus.app_saw("svpn-lab-app app1 client=198.18.1.101", "198.19.16.2")  # not tunnelled
     assert not labstatus.app_saw("", "")
+
+
+def test_an_older_lab_ca_gains_the_user_policy_on_lab_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`svpn lab up` on a lab PKI made before the user certificate policy: the concentrators require the
+    policy along the chain, so the lab CA is re-signed with it (same key), not every lab user refused."""
+    from cryptography.hazmat.primitives import serialization
+
+    from svpn import lab, pki
+
+    passphrase = "a-long-lab-passphrase"
+    (tmp_path / "ca-passphrase").write_text(passphrase + "\n")
+    pki.init_ca(tmp_path / "pki", "Lab CA", passphrase, key_type="ecdsa256")
+    ca = pki.load_ca(tmp_path / "pki", passphrase)
+    old = pki.ca_certificate(
+        ca.key, ca.cert.subject, ca.cert.not_valid_before_utc, ca.cert.not_valid_after_utc
+    )
+    (tmp_path / "pki" / "ca" / "ca.crt").write_bytes(old.public_bytes(serialization.Encoding.PEM))
+    assert not pki.ca_allows_user_policy(tmp_path / "pki")
+    monkeypatch.setattr(lab, "lab_state_dir", lambda: tmp_path)
+    said: list[str] = []
+    lab.ensure_lab_pki(said.append)
+    assert pki.ca_allows_user_policy(tmp_path / "pki")
+    assert any("user certificate policy" in line for line in said)
+    lab.ensure_lab_pki(said.append)  # once done, nothing more to do
+    assert len(said) == 1
