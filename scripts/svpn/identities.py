@@ -22,6 +22,8 @@ from collections.abc import Iterable
 
 from cryptography import x509
 
+from svpn import der
+
 # strongSwan's names of DN attributes (asn1/oid.txt of 5.9.8), by OID.
 DN_NAMES = {
     "0.2.262.1.10.7.20": "ND",
@@ -59,47 +61,6 @@ _DN_KEY = re.compile(r"(?:^|,)\s*(?P<key>[A-Za-z][A-Za-z0-9]*|[0-9a-fA-F]{2}(?::
 IdentityKey = tuple[str, object]
 
 
-# --------------------------------------------------------------------------- DER, as strongSwan reads it
-
-
-def _tlv(data: bytes, pos: int) -> tuple[int, bytes, int]:
-    """(tag, content, position after) of the DER element at *pos*."""
-    tag, length = data[pos], data[pos + 1]
-    pos += 2
-    if length & 0x80:
-        count = length & 0x7F
-        length = int.from_bytes(data[pos : pos + count], "big")
-        pos += count
-    return tag, data[pos : pos + length], pos + length
-
-
-def _children(content: bytes) -> list[tuple[int, bytes]]:
-    found, pos = [], 0
-    while pos < len(content):
-        tag, inner, pos = _tlv(content, pos)
-        found.append((tag, inner))
-    return found
-
-
-def _oid_arcs(content: bytes) -> list[int]:
-    """The arcs of a DER OID (its content octets)."""
-    values, value = [], 0
-    for byte in content:
-        value = (value << 7) | (byte & 0x7F)
-        if not byte & 0x80:
-            values.append(value)
-            value = 0
-    if not values:
-        return []
-    first = values[0]
-    head = [0, first] if first < 40 else [1, first - 40] if first < 80 else [2, first - 80]
-    return head + values[1:]
-
-
-def _dotted(content: bytes) -> str:
-    return ".".join(str(a) for a in _oid_arcs(content))
-
-
 def _printable(raw: bytes) -> str:
     """strongSwan's chunk_printable: every byte that is not printable ASCII becomes '?'."""
     return "".join(chr(b) if 0x20 <= b < 0x7F else "?" for b in raw)
@@ -107,12 +68,12 @@ def _printable(raw: bytes) -> str:
 
 def strongswan_dn(name: x509.Name) -> str:
     """*name* as strongSwan prints it (``swanctl --list-sas`` remote-id, its logs): ``C=KR, O=City, CN=a``."""
-    _tag, rdns, _end = _tlv(name.public_bytes(), 0)
+    ((_tag, rdns),) = der.elements(name.public_bytes())
     parts = []
-    for _set_tag, rdn in _children(rdns):
-        for _seq_tag, attribute in _children(rdn):
-            (_oid_tag, oid), (_value_tag, value) = _children(attribute)[:2]
-            key = DN_NAMES.get(_dotted(oid)) or ":".join(f"{b:02x}" for b in oid)
+    for _set_tag, rdn in der.elements(rdns):
+        for _seq_tag, attribute in der.elements(rdn):
+            (_oid_tag, oid), (_value_tag, value) = der.elements(attribute)[:2]
+            key = DN_NAMES.get(der.oid_text(oid)) or ":".join(f"{b:02x}" for b in oid)
             parts.append(f"{key}={_printable(value)}")
     return ", ".join(parts)
 
@@ -166,7 +127,7 @@ def _key_oid(key: str) -> str | None:
     """The OID of an attribute name strongSwan prints (any case), or of its hex form (``55:04:2c``)."""
     oid = _OID_OF_NAME.get(key.lower())
     if oid is None and re.fullmatch(r"[0-9a-fA-F]{2}(?::[0-9a-fA-F]{2})+", key):
-        oid = _dotted(bytes.fromhex(key.replace(":", "")))
+        oid = der.oid_text(bytes.fromhex(key.replace(":", "")))
     return oid
 
 

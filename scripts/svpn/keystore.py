@@ -44,6 +44,8 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
+from svpn import der
+
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
 KEK_FILE_VERSION = 1
@@ -132,44 +134,8 @@ def _oid(name: str) -> bytes:
     return _tlv(0x06, bytes(out))
 
 
-def _read(data: bytes) -> list[tuple[int, bytes]]:
-    """The DER elements in *data*, in order: (tag, content)."""
-    items, pos = [], 0
-    while pos < len(data):
-        if pos + 2 > len(data):
-            raise ValueError("truncated DER")
-        tag, size = data[pos], data[pos + 1]
-        pos += 2
-        if size & 0x80:
-            count = size & 0x7F
-            if not 1 <= count <= 4 or pos + count > len(data):
-                raise ValueError("bad DER length")
-            size = int.from_bytes(data[pos : pos + count], "big")
-            pos += count
-        if pos + size > len(data):
-            raise ValueError("truncated DER")
-        items.append((tag, data[pos : pos + size]))
-        pos += size
-    return items
-
-
-def _expect(item: tuple[int, bytes], tag: int) -> bytes:
-    if item[0] != tag:
-        raise ValueError(f"DER tag {item[0]:#x} where {tag:#x} was expected")
-    return item[1]
-
-
 def _oid_name(body: bytes) -> str:
-    arcs, value = [], 0
-    for byte in body:
-        value = (value << 7) | (byte & 0x7F)
-        if not byte & 0x80:
-            arcs.append(value)
-            value = 0
-    if not arcs:
-        raise ValueError("empty OID")
-    first = min(arcs[0] // 40, 2)
-    dotted = ".".join(str(a) for a in [first, arcs[0] - 40 * first, *arcs[1:]])
+    dotted = der.oid_text(body)
     return _OIDS.get(dotted, dotted)
 
 
@@ -236,26 +202,26 @@ def kdf_info(pem: bytes) -> KdfInfo:
 
 
 def _kdf_info(pem: bytes) -> KdfInfo:
-    (top,) = _read(_unpem(pem, "ENCRYPTED PRIVATE KEY"))
-    algorithm, _data = _read(_expect(top, 0x30))
-    scheme_oid, *scheme_params = _read(_expect(algorithm, 0x30))
-    scheme = _oid_name(_expect(scheme_oid, 0x06))
+    (top,) = der.elements(_unpem(pem, "ENCRYPTED PRIVATE KEY"))
+    algorithm, _data = der.elements(der.expect(top, 0x30))
+    scheme_oid, *scheme_params = der.elements(der.expect(algorithm, 0x30))
+    scheme = _oid_name(der.expect(scheme_oid, 0x06))
     if scheme != "pbes2":
         return KdfInfo(scheme)
-    kdf_alg, enc_alg = _read(_expect(scheme_params[0], 0x30))
-    kdf_oid, kdf_params = _read(_expect(kdf_alg, 0x30))
-    cipher_oid, _iv = _read(_expect(enc_alg, 0x30))
-    kdf, cipher = _oid_name(_expect(kdf_oid, 0x06)), _oid_name(_expect(cipher_oid, 0x06))
-    fields = _read(_expect(kdf_params, 0x30))
-    salt = _expect(fields[0], 0x04)
-    numbers = [int.from_bytes(_expect(f, 0x02), "big") for f in fields[1:] if f[0] == 0x02]
+    kdf_alg, enc_alg = der.elements(der.expect(scheme_params[0], 0x30))
+    kdf_oid, kdf_params = der.elements(der.expect(kdf_alg, 0x30))
+    cipher_oid, _iv = der.elements(der.expect(enc_alg, 0x30))
+    kdf, cipher = _oid_name(der.expect(kdf_oid, 0x06)), _oid_name(der.expect(cipher_oid, 0x06))
+    fields = der.elements(der.expect(kdf_params, 0x30))
+    salt = der.expect(fields[0], 0x04)
+    numbers = [int.from_bytes(der.expect(f, 0x02), "big") for f in fields[1:] if f[0] == 0x02]
     if kdf == "scrypt":
         return KdfInfo(scheme, kdf, cipher, len(salt), n=numbers[0], r=numbers[1], p=numbers[2])
     if kdf == "pbkdf2":
         prf = "hmac-sha1"  # the default when the field is absent
         for tag, body in fields[1:]:
             if tag == 0x30:
-                prf = _oid_name(_expect(_read(body)[0], 0x06))
+                prf = _oid_name(der.expect(der.elements(body)[0], 0x06))
         return KdfInfo(scheme, kdf, cipher, len(salt), iterations=numbers[0], prf=prf)
     return KdfInfo(scheme, kdf, cipher, len(salt))
 

@@ -536,6 +536,28 @@ def _policies_extension(policies: list[ObjectIdentifier]) -> x509.CertificatePol
     return x509.CertificatePolicies([x509.PolicyInformation(oid, None) for oid in policies])
 
 
+def with_policies(
+    old: x509.Certificate, policies: list[ObjectIdentifier], signer: PrivateKey
+) -> x509.Certificate:
+    """*old* re-signed by *signer* with these certificate policies (none: no extension) and a new serial;
+    subject, issuer, key, validity and every other extension stay as they were."""
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(old.subject)
+        .issuer_name(old.issuer)
+        .public_key(old.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(old.not_valid_before_utc)
+        .not_valid_after(old.not_valid_after_utc)
+    )
+    for ext in old.extensions:
+        if not isinstance(ext.value, x509.CertificatePolicies):
+            builder = builder.add_extension(ext.value, ext.critical)
+    if policies:
+        builder = builder.add_extension(_policies_extension(policies), critical=False)
+    return builder.sign(signer, _hash_for(signer))
+
+
 def cert_policies(cert: x509.Certificate) -> list[ObjectIdentifier]:
     """The certificate policy OIDs of *cert* (none without the extension)."""
     try:
@@ -1071,20 +1093,7 @@ def add_ca_policy(pki_dir: PkiDir | Path, ca: CA) -> Literal["updated", "unchang
         return "unchanged"
     if _public_der(old.public_key()) != _public_der(ca.key.public_key()):
         raise SvpnError(f"CA key does not match the CA certificate {pki.ca_cert}")
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(old.subject)
-        .issuer_name(old.issuer)
-        .public_key(old.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(old.not_valid_before_utc)
-        .not_valid_after(old.not_valid_after_utc)
-    )
-    for ext in old.extensions:
-        if not isinstance(ext.value, x509.CertificatePolicies):
-            builder = builder.add_extension(ext.value, ext.critical)
-    policies = _policies_extension([*cert_policies(old), USER_CERT_POLICY])
-    cert = builder.add_extension(policies, critical=False).sign(ca.key, _hash_for(ca.key))
+    cert = with_policies(old, [*cert_policies(old), USER_CERT_POLICY], ca.key)
     index = Index.load(pki)
     index.add(_record("ca", _cn(cert.subject), cert))
     atomic_write(pki.ca_cert, cert.public_bytes(serialization.Encoding.PEM), 0o644)

@@ -356,23 +356,7 @@ def strip_policy(d: Path, ca: pki.CA, kind: pki.Kind, name: str, policy: list[Ob
     """Replace the current certificate of *name* with one like it (same key) but with *policy*, as if
     issued so."""
     path = pki.PkiDir(d).cert_path(kind, name)
-    old = load(path)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(old.subject)
-        .issuer_name(old.issuer)
-        .public_key(old.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(old.not_valid_before_utc)
-        .not_valid_after(old.not_valid_after_utc)
-    )
-    for ext in old.extensions:
-        if not isinstance(ext.value, x509.CertificatePolicies):
-            builder = builder.add_extension(ext.value, ext.critical)
-    if policy:
-        infos = [x509.PolicyInformation(oid, None) for oid in policy]
-        builder = builder.add_extension(x509.CertificatePolicies(infos), critical=False)
-    new = builder.sign(ca.key, hashes.SHA256())
+    new = pki.with_policies(load(path), policy, ca.key)
     path.write_bytes(new.public_bytes(serialization.Encoding.PEM))
     index = pki.Index.load(d)
     record = index.current(kind, name)
