@@ -13,7 +13,6 @@ class FilterModule:
             "svpn_bucket_map": farm.bucket_map,
             "svpn_interface_of": farm.interface_of,
             "svpn_farm_problems": inventory.farm_problems,
-            "svpn_sa_ids_of_users": sas.sa_ids_of_users,
             "svpn_sas_of_users": sas.sas_of_identities,
             "svpn_sessions_ended_by_user": sas.sessions_ended_by_user,
             "svpn_cert_policy": pki.swanctl_cert_policy,

@@ -58,16 +58,3 @@ def interface_of(facts: Mapping[str, Any], address: str) -> str:
         if any(a.get("address") == str(address) for a in addrs):
             return str(name)
     raise ValueError(f"no interface holds {address} (interfaces: {', '.join(facts.get('interfaces', []))})")
-
-
-def sessions_ended_by_user(nodes: Iterable[Mapping[str, Any]], user: str) -> list[dict[str, str]]:
-    """What end-sessions.yml ended for *user*, over every node's hostvars (their concentrator_sessions_ended:
-    dicts with user, uniqueid, remote_id, remote_host), each with a one-line ``text`` for the run's report."""
-    ended = []
-    for node in nodes:
-        for sa in node.get("concentrator_sessions_ended") or []:
-            if sa.get("user") == user:
-                name = node.get("inventory_hostname", "?")
-                text = f"{name} #{sa['uniqueid']} from {sa['remote_host']} as {sa['remote_id']}"
-                ended.append({"node": name, **sa, "text": text})
-    return ended

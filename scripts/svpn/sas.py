@@ -1,5 +1,5 @@
-"""Read `swanctl --list-sas --raw` (one vici message per IKE SA) or `--pretty` output without a vici
-connection, and find the IKE SAs of users by every identity their certificates carry.
+"""Read `swanctl --list-sas --raw` output (one vici message per IKE SA) without a vici connection, and find
+the IKE SAs of users by every identity their certificates carry.
 
 Playbooks run swanctl on the node and hand its output to these functions through filter plugins, so the
 node needs nothing beyond strongSwan itself.
@@ -20,16 +20,11 @@ _NESTED = re.compile(r"[\w-]+ \{(?:[^{}]|\{[^{}]*\})*\}")
 # at " key=" (vici keys: lower case, digits, dashes) unless a comma comes before the space: strongSwan joins
 # a DN's attributes with ", ", so "remote-id=C=KR, O=City Hall, CN=a" stays one value.
 _FIELD = re.compile(r"(?:^|(?<!,) )(?P<key>[a-z][a-z0-9-]*)=")
-_PRETTY_SA_LIST = re.compile(r"^list-sa event \{\s*$", re.M)
-_PRETTY_KEY_VALUE = re.compile(r"^(?P<key>[\w-]+) = (?P<value>.*)$")
-_PRETTY_SECTION = re.compile(r"^[\w.-]+ \{$")
 
 
 def ike_sas(listing: str) -> list[dict[str, str]]:
     """Top-level fields of each IKE SA: name, uniqueid, remote-id, remote-host, state, … (a list such as
-    remote-vips as "[a b]"), from `swanctl --list-sas --raw` or `--pretty` output."""
-    if _PRETTY_SA_LIST.search(listing):
-        return _ike_sas_pretty(listing)
+    remote-vips as "[a b]"), from `swanctl --list-sas --raw` output."""
     sas = []
     for match in _SA.finditer(listing):
         body = _NESTED.sub("", match.group("body")).strip()  # the CHILD_SAs
@@ -37,39 +32,6 @@ def ike_sas(listing: str) -> list[dict[str, str]]:
         ends = [m.start() for m in starts[1:]] + [len(body)]
         fields = {m.group("key"): body[m.end() : end].strip() for m, end in zip(starts, ends, strict=True)}
         sas.append({"name": match.group("name"), **fields})
-    return sas
-
-
-def _ike_sas_pretty(listing: str) -> list[dict[str, str]]:
-    """`--pretty`: one "key = value", "name {", "}", "key = [" or "]" per line, indented."""
-    sas: list[dict[str, str]] = []
-    depth, sa, list_key, items = 0, {}, "", []
-    for line in listing.splitlines():
-        text = line.strip()
-        if depth == 0:
-            depth = 1 if text == "list-sa event {" else 0
-            continue
-        if list_key:  # the items of a list, up to its "]"
-            if text != "]":
-                items.append(text)
-            else:
-                if depth == 2:
-                    sa[list_key] = f"[{' '.join(items)}]"
-                list_key, items = "", []
-            continue
-        pair = _PRETTY_KEY_VALUE.match(text)
-        if pair is not None:
-            if pair.group("value") == "[":
-                list_key = pair.group("key")
-            elif depth == 2:
-                sa[pair.group("key")] = pair.group("value")
-        elif _PRETTY_SECTION.match(text):
-            if depth == 1:
-                sa = {"name": text[:-2]}
-                sas.append(sa)
-            depth += 1
-        elif text == "}":
-            depth -= 1
     return sas
 
 
@@ -85,8 +47,8 @@ def _wanted(identities: Mapping[str, Iterable[str]] | Iterable[str]) -> dict[Ide
 def sas_of_identities(
     listing: str, identities: Mapping[str, Iterable[str]] | Iterable[str]
 ) -> list[dict[str, str]]:
-    """The IKE SAs whose peer authenticated as one of *identities*, from `swanctl --list-sas --raw` (or
-    `--pretty`) output: ``{"uniqueid", "remote_id", "remote_host", "name", "user"}`` each, in listing order.
+    """The IKE SAs whose peer authenticated as one of *identities*, from `swanctl --list-sas --raw` output:
+    ``{"uniqueid", "remote_id", "remote_host", "name", "user"}`` each, in listing order.
 
     *identities* is a list of identities, or a mapping of user ID to that user's identities (``svpn pki
     identities ID... --json``), which fills in ``user`` ("" for a list). Identities compare as strongSwan
@@ -97,23 +59,18 @@ def sas_of_identities(
     found = []
     for sa in ike_sas(listing):
         remote_id = sa.get("remote-id", "")
-        if "uniqueid" in sa and remote_id and identity_key(remote_id) in wanted:
+        user = wanted.get(identity_key(remote_id)) if "uniqueid" in sa and remote_id else None
+        if user is not None:
             found.append(
                 {
                     "uniqueid": sa["uniqueid"],
                     "remote_id": remote_id,
                     "remote_host": sa.get("remote-host", ""),
                     "name": sa["name"],
-                    "user": wanted[identity_key(remote_id)],
+                    "user": user,
                 }
             )
     return found
-
-
-def sa_ids_of_users(raw: str, users: Iterable[str]) -> list[str]:
-    """Unique ids of the IKE SAs whose peer authenticated as CN=ID of one of *users*. Only the subject DN: a
-    client that sent its e-mail is missed; use :func:`sas_of_identities` with ``svpn pki identities``."""
-    return [sa["uniqueid"] for sa in sas_of_identities(raw, [f"CN={user}" for user in users])]
 
 
 def sessions_ended_by_user(

@@ -9,7 +9,7 @@ import pytest
 from svpn.buckets import bucket_owners
 from svpn.farm import backends, bucket_map, interface_of
 from svpn.lbhash import bucket_of, jhash4
-from svpn.sas import client_tunnel, ike_sas, longest_gap, remote_vips, sa_ids_of_users
+from svpn.sas import client_tunnel, ike_sas, longest_gap, remote_vips, sas_of_identities
 
 RAW = (Path(__file__).parent / "data" / "list-sas-raw.txt").read_text()
 HOSTVARS = {
@@ -69,8 +69,8 @@ def test_list_sas_raw_is_read_per_ike_sa() -> None:
         ("91", "CN=bob", "ESTABLISHED"),
     ]
     assert sas[0]["remote-vips"] == "[198.19.41.2]"
-    assert sa_ids_of_users(RAW, ["bob", "nobody"]) == ["91"]
-    assert sa_ids_of_users("list-sas reply {}\n", ["bob"]) == []
+    assert [sa["uniqueid"] for sa in sas_of_identities(RAW, ["CN=bob", "CN=nobody"])] == ["91"]
+    assert sas_of_identities("list-sas reply {}\n", ["CN=bob"]) == []
 
 
 def test_swanctl_text_is_read_for_tunnels_and_virtual_ips() -> None:
