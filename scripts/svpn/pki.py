@@ -51,7 +51,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -294,13 +294,8 @@ class Index:
         (ignoring case), or None: two IDs with one e-mail would share an IKE identity."""
         wanted, now = email.lower(), _now()
         for record in self.certs:
-            if (
-                record["kind"] == "user"
-                and record["status"] == "valid"
-                and record["name"] != other_than
-                and str(record.get("email") or "").lower() == wanted
-                and _parse_iso(record["not_after"]) > now
-            ):
+            held = record["kind"] == "user" and record["name"] != other_than and held_email(record, now)
+            if held == wanted:
                 return record
         return None
 
@@ -310,6 +305,15 @@ class Index:
                 old["status"] = "superseded"
         self.certs.append(record)
         self.dirty = True
+
+
+def held_email(record: Mapping[str, Any], now: dt.datetime) -> str | None:
+    """The e-mail (lower case) that a user record's certificate still holds as an IKE identity: valid and
+    not expired; else None. One ID per such e-mail (:meth:`Index.email_holder`, the roster's diff)."""
+    email = record.get("email")
+    if not email or record["status"] != "valid" or _parse_iso(str(record["not_after"])) <= now:
+        return None
+    return str(email).lower()
 
 
 def _record(kind: Kind, name: str, cert: x509.Certificate, **extra: Any) -> dict[str, Any]:

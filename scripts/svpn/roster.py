@@ -389,9 +389,7 @@ def _email_holders(
     """Lower-cased e-mail -> the valid, unexpired current records that carry it (an IKE identity)."""
     holders: dict[str, list[Mapping[str, Any]]] = {}
     for record in current.values():
-        email = record.get("email")
-        if not email or record["status"] != "valid":
-            continue
-        if dt.datetime.fromisoformat(str(record["not_after"]).replace("Z", "+00:00")) > now:
-            holders.setdefault(str(email).lower(), []).append(record)
+        email = pki.held_email(record, now)
+        if email is not None:
+            holders.setdefault(email, []).append(record)
     return holders
