@@ -32,13 +32,8 @@ def _unit_lines(unit: Path, key: str) -> list[str]:
     return [line.split("=", 1)[1] for line in unit.read_text().splitlines() if line.startswith(f"{key}=")]
 
 
-def test_the_crl_timer_re_signs_and_pushes_the_crl(host, tmp_path):
-    done = subprocess.run(
-        ["ansible-playbook", "-i", str(EPHEMERAL / "inventory"), str(ROOT / "playbooks" / "crl-schedule.yml"),
-         "-e", f"crl_schedule_unit_dir={tmp_path}"],
-        env=_env(), capture_output=True, text=True, cwd=ROOT,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+def test_the_crl_timer_re_signs_and_pushes_the_crl(host, tmp_path, playbook):
+    playbook("crl-schedule.yml", "-e", f"crl_schedule_unit_dir={tmp_path}")
     service, timer = tmp_path / "svpn-crl-inventory.service", tmp_path / "svpn-crl-inventory.timer"
     assert "Persistent=true" in timer.read_text()
     verify = subprocess.run(

@@ -15,20 +15,19 @@ Clients: client1 alice (e-mail), client2 bob (e-mail), client3 carol (subject DN
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import subprocess
 import threading
 import time
 from pathlib import Path
 
-import testinfra
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from svpn import pki
+from svpn.labprobe import ScenarioHosts
 from svpn.labstatus import app_saw
 from svpn.loadtest import parse_swanctl
 from svpn.sas import client_tunnel
@@ -45,18 +44,8 @@ APP_URL = "http://198.18.12.20/"
 VPN_NAME = "vpn.svpn.test"
 
 testinfra_hosts = [f"ansible://{NODE}"]
-
-
-def _host(name: str):
-    return testinfra.get_host(f"ansible://{name}?ansible_inventory={INVENTORY}")
-
-
-def _record(key: str, value: object) -> None:
-    REPORT.parent.mkdir(parents=True, exist_ok=True)
-    data = json.loads(REPORT.read_text()) if REPORT.exists() else {}
-    data[key] = value
-    REPORT.write_text(json.dumps(data, indent=2) + "\n")
-    print(f"\nFIGURE {key}: {value}")
+LAB = ScenarioHosts(INVENTORY, REPORT, "198.18.12.20")
+_host, _record = LAB.host, LAB.record
 
 
 def _sa(client, conn: str = "svpn") -> tuple[str, str]:
@@ -76,16 +65,6 @@ def _node_remote_ids(node) -> list[str]:
     """The identity of every IKE SA on the node, as charon lists them."""
     out = node.run("swanctl --list-sas --ike svpn").stdout
     return [line.split("'")[1] for line in out.splitlines() if line.strip().startswith("remote '")]
-
-
-def _playbook(name: str, *extra: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "ANSIBLE_CONFIG": str(EPHEMERAL / "ansible.cfg")}
-    done = subprocess.run(
-        ["ansible-playbook", "-i", str(EPHEMERAL / "inventory"), str(ROOT / "playbooks" / name), *extra],
-        env=env, capture_output=True, text=True, cwd=ROOT,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
-    return done
 
 
 class _Watch:
@@ -246,7 +225,7 @@ def test_a_concentrators_server_certificate_is_refused_as_a_user():
     assert not {f"CN={NODE}", VPN_NAME} & set(_node_remote_ids(_host(NODE)))
 
 
-def test_revoke_ends_email_and_subject_sessions_also_of_a_device_that_is_gone(host):
+def test_revoke_ends_email_and_subject_sessions_also_of_a_device_that_is_gone(host, playbook):
     alice, carol, dave = (_host(f"mol-default-client{i}") for i in (1, 3, 4))
     _wait_sa(alice)
     _wait_sa(carol)
@@ -258,7 +237,7 @@ def test_revoke_ends_email_and_subject_sessions_also_of_a_device_that_is_gone(ho
     try:
         watch = _Watch(host, {"alice@svpn.test", "CN=carol"})
         started = time.monotonic()
-        done = _playbook("revoke.yml", "-e", "users=alice,carol")
+        done = playbook("revoke.yml", "-e", "users=alice,carol")
         gone = watch.join()
         assert gone, "the revoked users' IKE SAs were never all gone"
         assert "alice: 1 session(s) ended" in done.stdout, done.stdout[-3000:]
@@ -324,7 +303,7 @@ def test_a_node_without_a_valid_crl_refuses_users_fail_closed(host):
     assert _sa(_host("mol-default-client4"))[0]
 
 
-def test_offboarding_from_the_roster_ends_the_removed_persons_session(host, tmp_path):
+def test_offboarding_from_the_roster_ends_the_removed_persons_session(host, tmp_path, playbook):
     bob, dave = _host("mol-default-client2"), _host("mol-default-client4")
     _wait_sa(bob)
     dave_before = _wait_sa(dave)
@@ -333,7 +312,7 @@ def test_offboarding_from_the_roster_ends_the_removed_persons_session(host, tmp_
 
     watch = _Watch(host, {"bob@svpn.test"})
     started = time.monotonic()
-    done = _playbook("sync-users.yml", "-e", f"roster={roster}", "-e", f"bundles={BUNDLES}")
+    done = playbook("sync-users.yml", "-e", f"roster={roster}", "-e", f"bundles={BUNDLES}")
     assert watch.join(), "bob's IKE SA was never gone"
     assert "bob: 1 session(s) ended" in done.stdout, done.stdout[-3000:]
     _record("sync_users_playbook_s", round(time.monotonic() - started, 1))
