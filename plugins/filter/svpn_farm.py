@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from svpn import farm, inventory, pki, sas
+from svpn.access import pki
+from svpn.farm import backends as farm
+from svpn.farm import sas
+from svpn.inventory import tree as inventory
 
 
 class FilterModule:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import yaml
 
-from svpn.bench_scale import _next_node, grown_inventory
-from svpn.labtopo import load_lab
-from svpn.recap import changed_hosts, parse_recap
+from svpn.lab.bench_scale import _next_node, grown_inventory
+from svpn.lab.recap import changed_hosts, parse_recap
+from svpn.lab.topo import load_lab
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,4 +1,4 @@
-"""svpn.buckets: the LB's bucket table (rendezvous hashing with a balance cap)."""
+"""svpn.farm.buckets: the LB's bucket table (rendezvous hashing with a balance cap)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from svpn.buckets import BucketRow, bucket_owners, buckets_per_node, explain, score
-from svpn.errors import SvpnError
+from svpn.core.errors import SvpnError
+from svpn.farm.buckets import BucketRow, bucket_owners, buckets_per_node, explain, score
 
 B = 256
 # Sums measured over 3,000 random farms (256 buckets, 1-40 nodes, varied names) while writing the module:

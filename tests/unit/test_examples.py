@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from svpn import inventory as inv
-from svpn import plan as planlib
+from svpn.inventory import tree as inv
+from svpn.planning import plan as planlib
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -67,7 +67,7 @@ def test_the_examples_figures() -> None:
 def test_the_cli_writes_the_same_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from click.testing import CliRunner
 
-    from svpn.cli_plan import plan
+    from svpn.cli.plan import plan
 
     out = tmp_path / "example-500"
     result = CliRunner().invoke(plan, [*EXAMPLES["example-500"], "--out", str(out)])

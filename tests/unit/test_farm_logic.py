@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from svpn.buckets import bucket_owners
-from svpn.farm import backends, bucket_map, interface_of
-from svpn.lbhash import bucket_of, jhash4
-from svpn.sas import client_tunnel, ike_sas, longest_gap, remote_vips, sas_of_identities
+from svpn.farm.backends import backends, bucket_map, interface_of
+from svpn.farm.buckets import bucket_owners
+from svpn.farm.lbhash import bucket_of, jhash4
+from svpn.farm.sas import client_tunnel, ike_sas, longest_gap, remote_vips, sas_of_identities
 
 RAW = (Path(__file__).parent / "data" / "list-sas-raw.txt").read_text()
 HOSTVARS = {

@@ -1,4 +1,5 @@
-"""svpn.inventory.farm_problems: the farm checks `svpn inventory check` and the playbooks' filter share."""
+"""svpn.inventory.tree.farm_problems: the farm checks `svpn inventory check` and the playbooks' filter
+share."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from svpn import inventory as inv
+from svpn.inventory import tree as inv
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,4 +1,4 @@
-"""svpn.inventory and the `svpn plan` / `svpn inventory check` commands."""
+"""svpn.inventory.tree and the `svpn plan` / `svpn inventory check` commands."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from svpn import inventory as inv
-from svpn import plan as planlib
-from svpn.errors import SvpnError
+from svpn.core.errors import SvpnError
+from svpn.inventory import tree as inv
+from svpn.planning import plan as planlib
 
 Run = Callable[..., tuple[int, str, str]]
 ROOT = Path(__file__).resolve().parents[2]

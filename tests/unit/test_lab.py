@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from svpn import labstatus
-from svpn.errors import SvpnError
-from svpn.farm import pool_routes
-from svpn.labimage import LAB_PACKAGES, ImageSpec
-from svpn.labtopo import load_lab
+from svpn.core.errors import SvpnError
+from svpn.farm.backends import pool_routes
+from svpn.lab import status as labstatus
+from svpn.lab.image import LAB_PACKAGES, ImageSpec
+from svpn.lab.topo import load_lab
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -120,7 +120,8 @@ def test_an_older_lab_ca_gains_the_user_policy_on_lab_up(
     policy along the chain, so the lab CA is re-signed with it (same key), not every lab user refused."""
     from cryptography.hazmat.primitives import serialization
 
-    from svpn import lab, pki
+    from svpn.access import pki
+    from svpn.lab import lifecycle as lab
 
     passphrase = "a-long-lab-passphrase"
     (tmp_path / "ca-passphrase").write_text(passphrase + "\n")

@@ -1,4 +1,4 @@
-"""svpn.loadtest: the load test's plan, configs, progress stream and figures (no containers)."""
+"""svpn.loadtest.logic: the load test's plan, configs, progress stream and figures (no containers)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from svpn import loadtest as lt
-from svpn import plan as planlib
-from svpn.errors import SvpnError
-from svpn.fsutil import repo_root
+from svpn.core.errors import SvpnError
+from svpn.core.paths import repo_root
+from svpn.loadtest import logic as lt
+from svpn.planning import plan as planlib
 
 NODE_CONF = """\
 #

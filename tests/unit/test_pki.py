@@ -1,4 +1,4 @@
-"""svpn.pki and `svpn pki ...`: the private CA, certificates, revocation, CRL, listing."""
+"""svpn.access.pki and `svpn pki ...`: the private CA, certificates, revocation, CRL, listing."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
-from svpn import keystore, pki
-from svpn.errors import SvpnError
+from svpn.access import keystore, pki
+from svpn.core.errors import SvpnError
 
 PASS = "correct horse battery"
 IKE_INTERMEDIATE = ObjectIdentifier("1.3.6.1.5.5.8.2.2")

@@ -1,4 +1,4 @@
-"""svpn.plan: inputs, sizing, pool carving (with properties), addresses, tuning, growth."""
+"""svpn.planning.plan: inputs, sizing, pool carving (with properties), addresses, tuning, growth."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import pytest
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
-from svpn import plan as planlib
-from svpn import proposals
-from svpn.buckets import bucket_owners
-from svpn.errors import SvpnError
-from svpn.plan import ExistingFarm, carve_pools, make_plan, resolve_input
+from svpn.core.errors import SvpnError
+from svpn.farm import proposals
+from svpn.farm.buckets import bucket_owners
+from svpn.planning import plan as planlib
+from svpn.planning.plan import ExistingFarm, carve_pools, make_plan, resolve_input
 
 Net = ipaddress.IPv4Network
 quick = settings(max_examples=40, deadline=None)

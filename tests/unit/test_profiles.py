@@ -1,4 +1,5 @@
-"""svpn.profiles and svpn.guides: farm settings, PKCS#12, client profiles, install guides, bundle files."""
+"""svpn.access.profiles and svpn.access.guides: farm settings, PKCS#12, client profiles, install guides,
+bundle files."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from svpn import guides, pki, profiles, proposals
-from svpn.errors import SvpnError
+from svpn.access import guides, pki, profiles
+from svpn.core.errors import SvpnError
+from svpn.farm import proposals
 
 PASS = "correct horse battery"
 REPO = Path(__file__).resolve().parents[2]

@@ -1,11 +1,11 @@
-"""svpn.proposals: the one table from strongSwan proposal keywords to each client's vocabulary."""
+"""svpn.farm.proposals: the one table from strongSwan proposal keywords to each client's vocabulary."""
 
 from __future__ import annotations
 
 import pytest
 
-from svpn import proposals
-from svpn.errors import SvpnError
+from svpn.core.errors import SvpnError
+from svpn.farm import proposals
 
 LAB_IKE = ["aes256gcm16-prfsha384-ecp384", "aes256gcm16-prfsha256-curve25519", "aes128gcm16-prfsha256-ecp256"]
 LAB_ESP = ["aes256gcm16-ecp384", "aes256gcm16-curve25519", "aes128gcm16-ecp256"]
@@ -305,7 +305,7 @@ def test_for_clients_refuses_a_weak_farm_whatever_a_client_could_express() -> No
 
 
 def test_the_planners_defaults_carry_pfs_for_every_client() -> None:
-    from svpn import plan as planlib
+    from svpn.planning import plan as planlib
 
     ike, esp = list(planlib.DEFAULT_IKE_PROPOSALS), list(planlib.DEFAULT_ESP_PROPOSALS)
     assert proposals.policy_problems(ike, esp) == []

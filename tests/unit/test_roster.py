@@ -1,4 +1,4 @@
-"""svpn.roster: parsing and validating the staff roster (every problem, with its line) and the diff."""
+"""svpn.access.roster: parsing and validating the staff roster (every problem, with its line) and the diff."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from svpn import pki, roster
-from svpn.errors import SvpnError
+from svpn.access import pki, roster
+from svpn.core.errors import SvpnError
 
 NOW = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
 WINDOW = dt.timedelta(days=30)

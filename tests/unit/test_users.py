@@ -1,4 +1,5 @@
-"""svpn.users and `svpn users sync` / `svpn profiles build` / `svpn users bench`, on a temporary PKI."""
+"""svpn.access.users and `svpn users sync` / `svpn profiles build` / `svpn users bench`, on a temporary
+PKI."""
 
 from __future__ import annotations
 
@@ -18,8 +19,11 @@ from conftest import OLD_PASSPHRASE, clear_keys_under, make_older_pki
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from svpn import bench_users, fsutil, keystore, pki, proposals, users
-from svpn.errors import SvpnError
+from svpn.access import bench as bench_users
+from svpn.access import keystore, pki, users
+from svpn.core import files as fsutil
+from svpn.core.errors import SvpnError
+from svpn.farm import proposals
 
 PASS = "correct horse battery"
 ALL_YML = """\

@@ -8,7 +8,7 @@ import time
 
 import testinfra
 
-from svpn.sas import client_tunnel
+from svpn.farm.sas import client_tunnel
 
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 POOL = ipaddress.ip_network("198.19.11.0/24")

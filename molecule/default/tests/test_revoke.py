@@ -25,12 +25,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from svpn_testing.scenario import ScenarioHosts
 
-from svpn import pki
-from svpn.labprobe import ScenarioHosts
-from svpn.labstatus import app_saw
-from svpn.loadtest import parse_swanctl
-from svpn.sas import client_tunnel
+from svpn.access import pki
+from svpn.farm.sas import client_tunnel
+from svpn.lab.status import app_saw
+from svpn.loadtest.logic import parse_swanctl
 
 ROOT = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"])
 EPHEMERAL = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])

@@ -1,7 +1,8 @@
 """The load-balanced farm, proven with real parts: spread through the VIP, node loss, LB failover.
 
 Client addresses were picked so that the LB's hash gives every concentrator two of the six clients; the
-spread test checks that prediction (svpn.lbhash + svpn.buckets) against where each user really landed.
+spread test checks that prediction (svpn.farm.lbhash + svpn.farm.buckets) against where each user really
+landed.
 Measured figures are printed and written to .lab/reports/farm.json.
 """
 
@@ -14,10 +15,11 @@ import subprocess
 import time
 from pathlib import Path
 
-from svpn.buckets import bucket_owners
-from svpn.labprobe import ScenarioHosts
-from svpn.lbhash import bucket_of
-from svpn.sas import longest_gap
+from svpn_testing.scenario import ScenarioHosts
+
+from svpn.farm.buckets import bucket_owners
+from svpn.farm.lbhash import bucket_of
+from svpn.farm.sas import longest_gap
 
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 REPORT = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"]) / ".lab" / "reports" / "farm.json"

@@ -1,7 +1,7 @@
 """The load path: 500 simulated users through the VIP with `svpn loadtest`, and nothing left behind.
 
 The run's report is kept in .lab/reports/loadtest-molecule.json. The spread is deterministic (fixed source
-addresses, the LB's jhash and bucket table), so the ±10 % bound is not luck: svpn.lbhash predicts it.
+addresses, the LB's jhash and bucket table), so the ±10 % bound is not luck: svpn.farm.lbhash predicts it.
 """
 
 from __future__ import annotations

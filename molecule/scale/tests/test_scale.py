@@ -1,6 +1,7 @@
 """Scale out and drain while users are connected, with the operator's own playbooks.
 
-Client addresses were picked with svpn.lbhash: scale-client2 (198.18.41.102) sits in a bucket that moves from
+Client addresses were picked with svpn.farm.lbhash: scale-client2 (198.18.41.102) sits in a bucket that
+moves from
 scale-conc1 to the new scale-conc3, so the scale-out must keep it where it is (sticky + conntrack), and the
 two late clients hash onto scale-conc3. Figures go to .lab/reports/scale.json.
 """
@@ -13,9 +14,10 @@ import subprocess
 import time
 from pathlib import Path
 
-from svpn.labprobe import ScenarioHosts
-from svpn.recap import changed_hosts, parse_recap
-from svpn.sas import longest_gap
+from svpn_testing.scenario import ScenarioHosts
+
+from svpn.farm.sas import longest_gap
+from svpn.lab.recap import changed_hosts, parse_recap
 
 ROOT = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"])
 EPHEMERAL = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])

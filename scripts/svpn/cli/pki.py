@@ -1,0 +1,267 @@
+"""`svpn pki ...`: the farm's private CA from the command line (the logic lives in svpn.access.pki)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from svpn.access import pki as lib
+from svpn.cli.options import path_option
+from svpn.core.errors import SvpnError
+from svpn.core.paths import repo_root
+
+PASSPHRASE_ENV = "SVPN_CA_PASSPHRASE"
+
+_dir_option = path_option(
+    "--dir", "pki_dir", kind="dir", help="PKI directory (default: pki/ at the repository root)."
+)
+_passphrase_option = path_option(
+    "--passphrase-file",
+    kind="file",
+    help=f"File holding the CA passphrase (wins over ${PASSPHRASE_ENV}; one trailing newline is dropped).",
+)
+
+
+def _with_secret(func: Callable[..., Any]) -> Callable[..., Any]:
+    return _dir_option(_passphrase_option(func))
+
+
+def _resolve_dir(pki_dir: Path | None) -> lib.PkiDir:
+    return lib.PkiDir(pki_dir if pki_dir is not None else repo_root() / "pki")
+
+
+def _passphrase(passphrase_file: Path | None) -> str | None:
+    if passphrase_file is not None:
+        return lib.read_passphrase_file(passphrase_file)
+    return os.environ.get(PASSPHRASE_ENV) or None
+
+
+def _warn_expiry(pki_path: lib.PkiDir) -> None:
+    """After a command worked: what expires soon (as `svpn pki check` with its defaults), on stderr.
+    Reads certificates only; never fails the command."""
+    try:
+        warnings = lib.expiry_warnings(pki_path, dt.datetime.now(dt.UTC))
+    except (SvpnError, OSError, ValueError, KeyError, TypeError):
+        return
+    for warning in warnings:
+        click.echo(f"svpn: warning: {warning}", err=True)
+
+
+def _days(count: int) -> str:
+    return f"{count} day{'' if count == 1 else 's'}"
+
+
+class ExpiryFound(SvpnError):
+    """`svpn pki check` found something that expires within the window (listed before this summary)."""
+
+    exit_code = 1
+
+
+@click.group()
+def pki() -> None:
+    """The farm's private CA: CA, concentrator and user certificates, CRL.
+
+    The CA passphrase comes from $SVPN_CA_PASSPHRASE or --passphrase-file FILE.
+    """
+
+
+@pki.command("init")
+@click.option("--name", required=True, help='CA name (subject CN), e.g. "City VPN CA".')
+@click.option("--key-type", type=click.Choice(lib.KEY_TYPES), default="ecdsa384", show_default=True)
+@click.option("--days", type=click.IntRange(min=1), default=3650, show_default=True)
+@_with_secret
+def init_cmd(name: str, key_type: str, days: int, pki_dir: Path | None, passphrase_file: Path | None) -> None:
+    """Create the CA (refuses to overwrite an existing one)."""
+    pki_path = _resolve_dir(pki_dir)
+    result = lib.init_ca(pki_path, name, _passphrase(passphrase_file), key_type=key_type, days=days)
+    click.echo(f"{result.action}: ca {result.name} ({result.cert_path})")
+    _warn_expiry(pki_path)
+
+
+@pki.command("server")
+@click.argument("name")
+@click.option("--san", "sans", multiple=True, required=True, help="DNS name (repeat for several).")
+@click.option("--days", type=click.IntRange(min=1), default=825, show_default=True)
+@_with_secret
+def server_cmd(
+    name: str, sans: tuple[str, ...], days: int, pki_dir: Path | None, passphrase_file: Path | None
+) -> None:
+    """Issue (or keep) the concentrator certificate NAME."""
+    pki_path = _resolve_dir(pki_dir)
+    # Validate the request before asking for the CA key, so a typo costs nothing.
+    lib.validate_id(name, "NAME")
+    for san in sans:
+        lib.validate_dns_name(san)
+    ca = lib.load_ca(pki_path, _passphrase(passphrase_file))
+    with lib.locked(pki_path):
+        click.echo(str(lib.issue_server(pki_path, ca, name, list(sans), days=days)))
+    _warn_expiry(pki_path)
+
+
+@pki.command("user")
+@click.argument("user_id", metavar="ID")
+@click.option("--email", default=None, help="E-mail address (SAN rfc822Name).")
+@click.option("--name", "full_name", default=None, help="Full name (kept in the index).")
+@click.option("--days", type=click.IntRange(min=1), default=730, show_default=True)
+@_with_secret
+def user_cmd(
+    user_id: str,
+    email: str | None,
+    full_name: str | None,
+    days: int,
+    pki_dir: Path | None,
+    passphrase_file: Path | None,
+) -> None:
+    """Issue (or keep) the certificate of user ID."""
+    pki_path = _resolve_dir(pki_dir)
+    lib.validate_id(user_id, "ID")
+    if email is not None:
+        lib.validate_email(email)
+    if full_name is not None:
+        lib.validate_full_name(full_name)
+    ca = lib.load_ca(pki_path, _passphrase(passphrase_file))
+    with lib.locked(pki_path):
+        click.echo(str(lib.issue_user(pki_path, ca, user_id, email=email, name=full_name, days=days)))
+    _warn_expiry(pki_path)
+
+
+@pki.command("revoke")
+@click.argument("name", metavar="ID")
+@click.option("--server", "is_server", is_flag=True, help="ID is a concentrator NAME, not a user.")
+@_with_secret
+def revoke_cmd(name: str, is_server: bool, pki_dir: Path | None, passphrase_file: Path | None) -> None:
+    """Revoke the current certificate of ID and rewrite the CRL."""
+    pki_path = _resolve_dir(pki_dir)
+    kind: lib.Kind = "server" if is_server else "user"
+    lib.validate_id(name, "NAME" if is_server else "ID")
+    ca = lib.load_ca(pki_path, _passphrase(passphrase_file))
+    with lib.locked(pki_path):
+        outcome = lib.revoke(pki_path, ca, name, kind)
+    if outcome == "unchanged":
+        click.echo(f"unchanged: already revoked: {kind} {name}")
+    else:
+        click.echo(f"revoked: {kind} {name} (CRL {pki_path.crl})")
+    _warn_expiry(pki_path)
+
+
+@pki.command("crl")
+@click.option(
+    "--days", type=click.IntRange(min=1), default=7, show_default=True, help="nextUpdate: now + days."
+)
+@_with_secret
+def crl_cmd(days: int, pki_dir: Path | None, passphrase_file: Path | None) -> None:
+    """(Re)write crl.pem with every revoked serial."""
+    pki_path = _resolve_dir(pki_dir)
+    ca = lib.load_ca(pki_path, _passphrase(passphrase_file))
+    with lib.locked(pki_path):
+        click.echo(f"written: {lib.write_crl(pki_path, ca, days)}")
+    _warn_expiry(pki_path)
+
+
+@pki.command("list")
+@click.option("--json", "as_json", is_flag=True, help="JSON: a list of objects.")
+@_dir_option
+def list_cmd(as_json: bool, pki_dir: Path | None) -> None:
+    """List the certificates in the index (no passphrase needed)."""
+    pki_path = _resolve_dir(pki_dir)
+    rows = lib.list_certs(pki_path)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+    else:
+        headers = {
+            "serial": "SERIAL",
+            "kind": "KIND",
+            "cn": "CN",
+            "not_after": "NOT AFTER",
+            "status": "STATUS",
+        }
+        table = [headers] + [{**row, "not_after": row["not_after"][:10]} for row in rows]
+        widths = {key: max(len(r[key]) for r in table) for key in headers}
+        for row in table:
+            click.echo("  ".join(row[key].ljust(widths[key]) for key in headers).rstrip())
+    _warn_expiry(pki_path)
+
+
+@pki.command("identities")
+@click.argument("user_ids", metavar="ID...", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help='JSON: {"ID": ["CN=ID", "e-mail", ...], ...}.')
+@_dir_option
+def identities_cmd(user_ids: tuple[str, ...], as_json: bool, pki_dir: Path | None) -> None:
+    """Every IKE identity the certificates ever issued to each user ID carry (current, superseded and
+    revoked ones), as strongSwan shows them: the subject DN and each SAN. No passphrase needed."""
+    pki_path = _resolve_dir(pki_dir)
+    found = lib.identities_of_users(pki_path, list(dict.fromkeys(user_ids)))
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+    else:
+        for user_id, identities in found.items():
+            click.echo(user_id)
+            for identity in identities:
+                click.echo(f"  {identity}")
+    _warn_expiry(pki_path)
+
+
+@pki.command("ca-policy")
+@_with_secret
+def ca_policy_cmd(pki_dir: Path | None, passphrase_file: Path | None) -> None:
+    """Make the CA certificate allow the user-certificate policy (a CA made before it existed): re-signed
+    with the same key, subject and validity. Concentrators that require the policy need this CA
+    certificate; until then they refuse every user. The passphrase is only needed to change it."""
+    pki_path = _resolve_dir(pki_dir)
+    policy = lib.USER_CERT_POLICY.dotted_string
+    if lib.ca_allows_user_policy(pki_path):
+        click.echo(f"unchanged: CA certificate {pki_path.ca_cert} already allows policy {policy}")
+    else:
+        ca = lib.load_ca(pki_path, _passphrase(passphrase_file))
+        with lib.locked(pki_path):
+            outcome = lib.add_ca_policy(pki_path, ca)
+        click.echo(f"{outcome}: CA certificate {pki_path.ca_cert} allows policy {policy}")
+    _warn_expiry(pki_path)
+
+
+@pki.command("check")
+@click.option(
+    "--warn-days",
+    type=click.IntRange(min=0),
+    default=lib.WARN_DAYS,
+    show_default=True,
+    help="Window for the CA and the concentrator certificates, in days.",
+)
+@click.option(
+    "--crl-warn-days",
+    type=click.IntRange(min=0),
+    default=lib.CRL_WARN_DAYS,
+    show_default=True,
+    help="Window for the CRL's nextUpdate, in days (a CRL lives 7 days and is re-signed daily).",
+)
+@click.option("--json", "as_json", is_flag=True, help="JSON: a list of objects, one per item.")
+@_dir_option
+def check_cmd(warn_days: int, crl_warn_days: int, as_json: bool, pki_dir: Path | None) -> None:
+    """List what expires soon: the CA, concentrator certificates, the CRL (no passphrase needed).
+
+    One line per item that expires within the window or already has; exits 1 if there is any, 0 if not.
+    """
+    pki_path = _resolve_dir(pki_dir)
+    warnings = lib.expiry_warnings(pki_path, dt.datetime.now(dt.UTC), warn_days, crl_warn_days)
+    if as_json:
+        click.echo(json.dumps([w.to_json() for w in warnings], indent=2))
+    else:
+        for warning in warnings:
+            click.echo(str(warning))
+    if warnings:
+        expired = sum(1 for w in warnings if w.expired)
+        raise ExpiryFound(
+            f"{len(warnings)} item(s) in {pki_path.path} expire within {_days(warn_days)} (the CRL within "
+            f"{_days(crl_warn_days)}), {expired} already expired or missing"
+        )
+    if not as_json:
+        click.echo(
+            f"ok: nothing in {pki_path.path} expires within {_days(warn_days)} (the CRL within "
+            f"{_days(crl_warn_days)})"
+        )

@@ -1,0 +1,1 @@
+"""Test support shared by the unit tests and the molecule scenarios (not shipped in the svpn package)."""
