@@ -21,8 +21,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID, ObjectIdentifier
 
 from svpn.access import pki, roster
-from svpn.access.identities import cert_identities, identity_key, parse_dn, strongswan_dn, strongswan_oid_text
 from svpn.core.errors import SvpnError
+from svpn.farm.identities import cert_identities, identity_key, parse_dn, strongswan_dn, strongswan_oid_text
 from svpn.farm.sas import ike_sas, sas_of_identities, sessions_ended_by_user
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -44,7 +44,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-from svpn.access import der
+from svpn.core import der
 
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 

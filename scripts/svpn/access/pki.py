@@ -65,9 +65,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
 from svpn.access import keystore
-from svpn.access.identities import cert_identities, strongswan_oid_text, unique
 from svpn.core.errors import SvpnError
 from svpn.core.files import atomic_write
+from svpn.farm.identities import cert_identities, strongswan_oid_text, unique
 
 Kind = Literal["ca", "server", "user"]
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
@@ -82,7 +82,7 @@ IKE_INTERMEDIATE = ObjectIdentifier("1.3.6.1.5.5.8.2.2")
 # as a user. Self-allocated under the UUID arc (X.667; UUID f019e007-37da-49a2-a356-40a53d4b380a, generated
 # once): never change it, every user certificate carries it. The CA lists it too: strongSwan accepts a
 # policy only when every CA certificate up to the trust anchor allows it. swanctl.conf needs the policy as
-# strongSwan writes it (svpn.access.identities.strongswan_oid_text: the UUID arc wraps to 32 bits); the
+# strongSwan writes it (svpn.farm.identities.strongswan_oid_text: the UUID arc wraps to 32 bits); the
 # Ansible
 # filter svpn_cert_policy gives that text.
 USER_CERT_POLICY = ObjectIdentifier("2.25.319149070241477104863397707334227277834")
@@ -1029,7 +1029,7 @@ def issue_user(
 def identities_of_users(pki_dir: PkiDir | Path, user_ids: list[str]) -> dict[str, list[str]]:
     """Per user ID, every identity that any certificate ever issued to it lets its holder authenticate as
     (the current one, superseded and revoked ones alike), as strongSwan prints it: the subject DN
-    (``CN=alice``) and each SAN (the e-mail, ...); see :func:`svpn.access.identities.cert_identities`.
+    (``CN=alice``) and each SAN (the e-mail, ...); see :func:`svpn.farm.identities.cert_identities`.
 
     Read from the index (each record keeps its certificate's identities; a record written before they were
     kept stands for ``CN=ID`` and its e-mail, all svpn put in user certificates then) and the current
@@ -1074,7 +1074,7 @@ def identities_of_user(pki_dir: PkiDir | Path, user_id: str) -> list[str]:
 def swanctl_cert_policy(kind: str = "user") -> str:
     """The swanctl.conf ``cert_policy`` value that admits certificates of *kind* (``user``) alone:
     USER_CERT_POLICY as strongSwan writes it, since charon compares the text (the UUID arc wraps to 32
-    bits there, see :func:`svpn.access.identities.strongswan_oid_text`). The Ansible filter
+    bits there, see :func:`svpn.farm.identities.strongswan_oid_text`). The Ansible filter
     svpn_cert_policy."""
     if kind != "user":
         raise ValueError(f"cert policy kind {kind!r}: only 'user' certificates carry one")

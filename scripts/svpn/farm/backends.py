@@ -6,6 +6,8 @@ import ipaddress
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from svpn.farm.facts import DEFAULT_NODE_STATE, NODE_STATES
+
 
 def pool_routes(
     hostvars: Mapping[str, Mapping[str, Any]], nodes: Iterable[str], network: str
@@ -20,9 +22,6 @@ def pool_routes(
     return routes
 
 
-NODE_STATES = ("active", "drain")
-
-
 def backends(
     hostvars: Mapping[str, Mapping[str, Any]], nodes: Iterable[str], network: str
 ) -> list[dict[str, str]]:
@@ -30,7 +29,7 @@ def backends(
     rows = []
     for node in sorted(nodes):
         facts = hostvars[node]
-        state = str(facts.get("concentrator_state", "active"))
+        state = str(facts.get("concentrator_state", DEFAULT_NODE_STATE))
         if state not in NODE_STATES:
             valid = ", ".join(NODE_STATES)
             raise ValueError(f"host {node}: concentrator_state: {state!r} is not one of {valid}")

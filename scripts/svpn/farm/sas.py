@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from svpn.access.identities import IdentityKey, identity_key
+from svpn.farm.identities import IdentityKey, identity_key
 
 _SA = re.compile(r"list-sa event \{(?P<name>[\w.-]+) \{(?P<body>.*)\}\}\s*$", re.M)
 _NESTED = re.compile(r"[\w-]+ \{(?:[^{}]|\{[^{}]*\})*\}")
@@ -53,7 +53,7 @@ def sas_of_identities(
     *identities* is a list of identities, or a mapping of user ID to that user's identities (``svpn pki
     identities ID... --json``), which fills in ``user`` ("" for a list). Identities compare as strongSwan
     would: a DN by its attributes (spacing and case do not matter), anything else (e-mail, DNS name)
-    ignoring case; see :func:`svpn.access.identities.identity_key`.
+    ignoring case; see :func:`svpn.farm.identities.identity_key`.
     """
     wanted = _wanted(identities)
     found = []

@@ -22,7 +22,7 @@ from collections.abc import Iterable
 
 from cryptography import x509
 
-from svpn.access import der
+from svpn.core import der
 
 # strongSwan's names of DN attributes (asn1/oid.txt of 5.9.8), by OID.
 DN_NAMES = {
