@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from svpn.access import pki
+from svpn.access.cert_policy import swanctl_cert_policy
 from svpn.farm import backends as farm
 from svpn.farm import sas
-from svpn.inventory import tree as inventory
+from svpn.inventory import checks
 
 
 class FilterModule:
@@ -15,8 +15,8 @@ class FilterModule:
             "svpn_backends": farm.backends,
             "svpn_bucket_map": farm.bucket_map,
             "svpn_interface_of": farm.interface_of,
-            "svpn_farm_problems": inventory.farm_problems,
+            "svpn_farm_problems": checks.farm_problems,
             "svpn_sas_of_users": sas.sas_of_identities,
             "svpn_sessions_ended_by_user": sas.sessions_ended_by_user,
-            "svpn_cert_policy": pki.swanctl_cert_policy,
+            "svpn_cert_policy": swanctl_cert_policy,
         }

@@ -20,13 +20,14 @@ def make_older_pki(pki_dir: Path, passphrase: str, old_passphrase: str = OLD_PAS
     *old_passphrase*, every user's key in clear in ``users/ID.key`` (0600), and no ``ca/kek.json``."""
     from cryptography.hazmat.primitives import serialization
 
-    from svpn.access import pki
+    from svpn.access.ca import load_ca
+    from svpn.access.user_keys import read_user_key
 
-    ca = pki.load_ca(pki_dir, passphrase)
+    ca = load_ca(pki_dir, passphrase)
     kek = ca.user_kek()
     for sealed in sorted((pki_dir / "users").glob("*.key.enc")):
         uid = sealed.name.removesuffix(".key.enc")
-        key = pki.read_user_key(pki_dir, kek, uid)
+        key = read_user_key(pki_dir, kek, uid)
         clear = pki_dir / "users" / f"{uid}.key"
         clear.write_bytes(
             key.private_bytes(

@@ -11,8 +11,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from svpn.inventory import tree as inv
-from svpn.planning import plan as planlib
+from svpn.inventory.grow import existing_farm
+from svpn.inventory.read import check_tree
+from svpn.inventory.render import render_tree
+from svpn.inventory.tree import read_tree, tree_diff
+from svpn.planning.inputs import resolve_input
+from svpn.planning.model import Plan
+from svpn.planning.plan import make_plan
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,16 +37,16 @@ def tree(directory: Path) -> dict[str, bytes]:
     }
 
 
-def plan_for(argv: list[str]) -> planlib.Plan:
+def plan_for(argv: list[str]) -> Plan:
     flags = {FLAG_KEYS[flag]: value for flag, value in zip(argv[::2], argv[1::2], strict=True)}
     flags["users"] = int(flags["users"])
-    return planlib.make_plan(planlib.resolve_input([(flags, "command line")]))
+    return make_plan(resolve_input([(flags, "command line")]))
 
 
 @pytest.mark.parametrize("name", sorted(EXAMPLES))
 def test_regenerating_the_example_is_byte_identical(name: str) -> None:
     shipped = tree(ROOT / "inventories" / name)
-    rendered = {path: text.encode() for path, text in inv.render_tree(plan_for(EXAMPLES[name])).items()}
+    rendered = {path: text.encode() for path, text in render_tree(plan_for(EXAMPLES[name])).items()}
     assert sorted(shipped) == sorted(rendered), "files added or missing: regenerate the example"
     for path in rendered:
         assert shipped[path] == rendered[path], f"{name}/{path} differs from what `svpn plan` writes now"
@@ -49,11 +54,11 @@ def test_regenerating_the_example_is_byte_identical(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(EXAMPLES))
 def test_the_example_passes_the_check_and_grows_to_itself(name: str) -> None:
-    files = inv.read_tree(ROOT / "inventories" / name)
-    assert inv.check_tree(files) == []
-    layer, existing, kept = inv.existing_farm(files, name)
-    again = planlib.make_plan(planlib.resolve_input([(layer, "inventory")]), existing)
-    assert inv.tree_diff(files, inv.render_tree(again, kept), name) == ""
+    files = read_tree(ROOT / "inventories" / name)
+    assert check_tree(files) == []
+    layer, existing, kept = existing_farm(files, name)
+    again = make_plan(resolve_input([(layer, "inventory")]), existing)
+    assert tree_diff(files, render_tree(again, kept), name) == ""
 
 
 def test_the_examples_figures() -> None:

@@ -9,7 +9,7 @@ import pytest
 from svpn.farm.backends import backends, bucket_map, interface_of
 from svpn.farm.buckets import bucket_owners
 from svpn.farm.lbhash import bucket_of, jhash4
-from svpn.farm.sas import client_tunnel, ike_sas, longest_gap, remote_vips, sas_of_identities
+from svpn.farm.sas import client_tunnel, ike_sas, remote_vips, sas_of_identities
 
 RAW = (Path(__file__).parent / "data" / "list-sas-raw.txt").read_text()
 HOSTVARS = {
@@ -80,8 +80,3 @@ def test_swanctl_text_is_read_for_tunnels_and_virtual_ips() -> None:
     assert client_tunnel(client.replace("INSTALLED", "REKEYING")) == ("", "")
     assert client_tunnel(client.replace("ESTABLISHED", "CONNECTING")) == ("", "")
     assert remote_vips((data / "list-sas-node.txt").read_text()) == ["198.19.41.2", "198.19.41.1"]
-    ping = (
-        "[100.0] 64 bytes from x\n[100.1] 64 bytes from x\n[103.4] 64 bytes from x\n[103.5] 64 bytes from x\n"
-    )
-    gap, replies, span = longest_gap(ping)
-    assert (round(gap, 2), replies, round(span, 2)) == (3.3, 4, 3.5)

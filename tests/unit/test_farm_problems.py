@@ -1,4 +1,4 @@
-"""svpn.inventory.tree.farm_problems: the farm checks `svpn inventory check` and the playbooks' filter
+"""svpn.inventory.checks.farm_problems: the farm checks `svpn inventory check` and the playbooks' filter
 share."""
 
 from __future__ import annotations
@@ -12,7 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from svpn.inventory import tree as inv
+from svpn.inventory.checks import KNOWN_FARM_KEYS, farm_problems
+from svpn.inventory.read import read_farm
+from svpn.inventory.schema import TUNING_KEYS
+from svpn.inventory.tree import read_tree
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -69,7 +72,7 @@ class Farm:
             }
             for host in everyone
         }
-        return inv.farm_problems(self.farm, groups, hostvars)
+        return farm_problems(self.farm, groups, hostvars)
 
 
 @pytest.fixture
@@ -84,7 +87,7 @@ def test_a_valid_farm_has_no_problems(farm: Farm) -> None:
 def test_the_farm_values_may_be_a_hosts_vars(farm: Farm) -> None:
     """In a playbook the farm-wide values are easiest had from some host's vars (with its own keys)."""
     hostvars = {host: {**farm.farm, **values} for host, values in farm.hosts.items()}
-    assert inv.farm_problems(hostvars["conc1"], farm.groups, hostvars) == []
+    assert farm_problems(hostvars["conc1"], farm.groups, hostvars) == []
 
 
 def test_lab_only_settings_are_known(farm: Farm) -> None:
@@ -92,7 +95,7 @@ def test_lab_only_settings_are_known(farm: Farm) -> None:
     assert farm.check() == []
     farm.farm.update(svpn_lab="yes", svpn_pki_passphrase_file=3, svpn_userz=1)
     assert farm.check() == [
-        "svpn_userz: unknown farm-wide setting; valid: " + ", ".join(inv.KNOWN_FARM_KEYS),
+        "svpn_userz: unknown farm-wide setting; valid: " + ", ".join(KNOWN_FARM_KEYS),
         "svpn_pki_passphrase_file must be a string, got int: 3",
         "svpn_lab must be true or false, got str: 'yes'",
     ]
@@ -101,7 +104,7 @@ def test_lab_only_settings_are_known(farm: Farm) -> None:
 def test_a_farm_without_a_plan_needs_no_planner_settings(farm: Farm) -> None:
     """No svpn_plan: svpn_users, the concurrency and the tuning keys (role defaults) may be absent."""
     assert not any(key in farm.farm for key in ("svpn_plan", "svpn_users", "svpn_peak_concurrency_percent"))
-    assert not any(key in farm.hosts["conc1"] for key in inv.TUNING_KEYS)
+    assert not any(key in farm.hosts["conc1"] for key in TUNING_KEYS)
     assert farm.check() == []
 
 
@@ -333,10 +336,10 @@ def test_a_planned_farm_must_be_complete(farm: Farm) -> None:
 def test_pool_capacity_is_checked_only_in_a_planned_farm(farm: Farm) -> None:
     farm.farm.update(svpn_users=1000, svpn_peak_concurrency_percent=100)
     assert farm.check() == []
-    loaded, _problems = inv.read_farm(inv.read_tree(ROOT / "inventories/example-500"))
+    loaded, _problems = read_farm(read_tree(ROOT / "inventories/example-500"))
     farm.farm["svpn_plan"] = loaded.farm["svpn_plan"] | {"supernet": "198.19.0.0/16"}
     for host in ("conc1", "conc2"):
-        farm.hosts[host].update({key: loaded.hostvars["conc1"][key] for key in inv.TUNING_KEYS})
+        farm.hosts[host].update({key: loaded.hostvars["conc1"][key] for key in TUNING_KEYS})
     for host in ("lb1", "lb2"):
         farm.hosts[host]["loadbalancer_buckets"] = 256
     assert farm.check() == [
@@ -349,13 +352,13 @@ def test_pool_capacity_is_checked_only_in_a_planned_farm(farm: Farm) -> None:
 
 @pytest.mark.parametrize("name", ["lab", "example-500", "example-10000"])
 def test_the_repositorys_inventories_have_no_problems(name: str) -> None:
-    loaded, file_problems = inv.read_farm(inv.read_tree(ROOT / "inventories" / name))
+    loaded, file_problems = read_farm(read_tree(ROOT / "inventories" / name))
     assert file_problems == []
-    assert inv.farm_problems(loaded.farm, loaded.groups, loaded.hostvars) == []
+    assert farm_problems(loaded.farm, loaded.groups, loaded.hostvars) == []
 
 
 def test_the_lab_inventory_is_read_as_ansible_reads_it() -> None:
-    loaded, _problems = inv.read_farm(inv.read_tree(ROOT / "inventories/lab"))
+    loaded, _problems = read_farm(read_tree(ROOT / "inventories/lab"))
     assert loaded.groups["lab_clients"][0] == "client1" and "app1" in loaded.groups["all"]
     conc1 = loaded.hostvars["conc1"]
     assert conc1["concentrator_data_plane"] == "libipsec"  # group_vars/concentrators.yml
@@ -412,7 +415,7 @@ def test_the_filter_plugin_offers_farm_problems() -> None:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     filters = module.FilterModule().filters()
-    assert filters["svpn_farm_problems"] is inv.farm_problems
+    assert filters["svpn_farm_problems"] is farm_problems
     assert "svpn_pool_routes" in filters
 
 
@@ -429,7 +432,7 @@ junk = st.recursive(
 
 @settings(max_examples=150, deadline=None)
 @given(
-    st.dictionaries(st.sampled_from([*inv.KNOWN_FARM_KEYS, "svpn_x", "other"]), junk, max_size=6),
+    st.dictionaries(st.sampled_from([*KNOWN_FARM_KEYS, "svpn_x", "other"]), junk, max_size=6),
     st.dictionaries(st.sampled_from(["concentrators", "loadbalancers", "x"]), junk, max_size=3),
     st.dictionaries(st.sampled_from(["conc1", "lb1", "x"]), junk, max_size=3),
     st.sampled_from(["svpn_addresses", "concentrator_pool", "concentrator_state", "loadbalancer_buckets"]),
@@ -438,5 +441,5 @@ def test_junk_gives_problems_never_exceptions(farm: Any, groups: Any, hostvars: 
     for values in hostvars.values():
         if isinstance(values, dict):
             values.setdefault(key, farm.get("svpn_networks"))
-    problems = inv.farm_problems(farm, groups, hostvars)
+    problems = farm_problems(farm, groups, hostvars)
     assert isinstance(problems, list) and all(isinstance(line, str) and "\n" not in line for line in problems)

@@ -20,7 +20,16 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID, ObjectIdentifier
 
-from svpn.access import pki, roster
+from svpn.access import roster
+from svpn.access.ca import CA, load_ca
+from svpn.access.ca_setup import add_ca_policy, ca_allows_user_policy, init_ca
+from svpn.access.cert_index import Index, identities_of_users
+from svpn.access.cert_policy import USER_CERT_POLICY, cert_policies, swanctl_cert_policy
+from svpn.access.certs import ca_certificate, with_policies
+from svpn.access.issuing import issue_server, issue_user, still_good
+from svpn.access.pkidir import Kind, PkiDir
+from svpn.access.revocation import revoke
+from svpn.access.user_keys import existing_key, read_user_key
 from svpn.core.errors import SvpnError
 from svpn.farm.identities import cert_identities, identity_key, parse_dn, strongswan_dn, strongswan_oid_text
 from svpn.farm.sas import ike_sas, sas_of_identities, sessions_ended_by_user
@@ -34,13 +43,13 @@ Run = Callable[..., tuple[int, str, str]]
 @pytest.fixture
 def d(tmp_path: Path) -> Path:
     path = tmp_path / "pki"
-    pki.init_ca(path, "Test VPN CA", PASS, key_type="ecdsa256")
+    init_ca(path, "Test VPN CA", PASS, key_type="ecdsa256")
     return path
 
 
 @pytest.fixture
-def ca(d: Path) -> pki.CA:
-    return pki.load_ca(d, PASS)
+def ca(d: Path) -> CA:
+    return load_ca(d, PASS)
 
 
 def self_signed(name: x509.Name, sans: list[x509.GeneralName] | None = None) -> x509.Certificate:
@@ -150,27 +159,27 @@ def test_identities_compare_as_strongswan_would() -> None:
 # --------------------------------------------------------------------------- every certificate of an ID
 
 
-def test_identities_of_a_user_are_the_union_over_every_certificate(d: Path, ca: pki.CA) -> None:
-    pki.issue_user(d, ca, "alice", email="alice@svpn.test")
-    pki.issue_user(d, ca, "alice", email="ALICE@svpn.test")  # re-issued: the same address in another case
-    pki.issue_user(d, ca, "alice", email="alice.kim@svpn.test")  # re-issued: the old certificate is gone
-    pki.issue_user(d, ca, "bob", email="bob@svpn.test")
-    pki.revoke(d, ca, "alice")
+def test_identities_of_a_user_are_the_union_over_every_certificate(d: Path, ca: CA) -> None:
+    issue_user(d, ca, "alice", email="alice@svpn.test")
+    issue_user(d, ca, "alice", email="ALICE@svpn.test")  # re-issued: the same address in another case
+    issue_user(d, ca, "alice", email="alice.kim@svpn.test")  # re-issued: the old certificate is gone
+    issue_user(d, ca, "bob", email="bob@svpn.test")
+    revoke(d, ca, "alice")
     expected = ["CN=alice", "alice@svpn.test", "alice.kim@svpn.test"]
-    assert pki.identities_of_user(d, "alice") == expected
-    records = [r for r in pki.Index.load(d).certs if r["name"] == "alice"]
+    assert identities_of_users(d, ["alice"])["alice"] == expected
+    records = [r for r in Index.load(d).certs if r["name"] == "alice"]
     assert len(records) == 3 and all(r["status"] == "revoked" for r in records)
-    assert pki.identities_of_users(d, ["bob", "alice"]) == {
+    assert identities_of_users(d, ["bob", "alice"]) == {
         "bob": ["CN=bob", "bob@svpn.test"],
         "alice": expected,
     }
 
     # What a record keeps counts, also once its certificate file is overwritten (say, it had another DN).
-    index = pki.Index.load(d)
+    index = Index.load(d)
     first = next(r for r in index.certs if r["name"] == "alice")
     first["identities"] = ["C=KR, CN=alice", "alice@svpn.test"]
     index.save(d)
-    assert pki.identities_of_user(d, "alice") == [
+    assert identities_of_users(d, ["alice"])["alice"] == [
         "C=KR, CN=alice",
         "alice@svpn.test",
         "CN=alice",
@@ -178,29 +187,29 @@ def test_identities_of_a_user_are_the_union_over_every_certificate(d: Path, ca: 
     ]
 
     # Records written before they kept identities stand for CN=ID and their e-mail; the file adds its own.
-    index = pki.Index.load(d)
+    index = Index.load(d)
     for record in index.certs:
         record.pop("identities", None)
     index.save(d)
-    assert pki.identities_of_user(d, "alice") == expected
+    assert identities_of_users(d, ["alice"])["alice"] == expected
     (d / "users/alice.crt").unlink()
-    assert pki.identities_of_user(d, "alice") == expected
+    assert identities_of_users(d, ["alice"])["alice"] == expected
 
 
-def test_unknown_ids_are_named(d: Path, ca: pki.CA) -> None:
-    pki.issue_server(d, ca, "conc1", ["conc1.svpn.test"])
-    pki.issue_user(d, ca, "alice")
+def test_unknown_ids_are_named(d: Path, ca: CA) -> None:
+    issue_server(d, ca, "conc1", ["conc1.svpn.test"])
+    issue_user(d, ca, "alice")
     with pytest.raises(SvpnError, match=r"^ID 'conc1' is unknown: no user certificate was ever issued to it"):
-        pki.identities_of_users(d, ["alice", "conc1"])  # a server is no user
+        identities_of_users(d, ["alice", "conc1"])  # a server is no user
     with pytest.raises(SvpnError, match=r"^IDs 'nobody', 'ghost' are unknown"):
-        pki.identities_of_users(d, ["nobody", "alice", "ghost"])
+        identities_of_users(d, ["nobody", "alice", "ghost"])
     with pytest.raises(SvpnError, match="is not valid"):
-        pki.identities_of_users(d, ["Not An ID"])
+        identities_of_users(d, ["Not An ID"])
 
 
-def test_cli_identities_json_and_unknown_id(d: Path, ca: pki.CA, cli: Run) -> None:
-    pki.issue_user(d, ca, "alice", email="alice@svpn.test")
-    pki.issue_user(d, ca, "bob")
+def test_cli_identities_json_and_unknown_id(d: Path, ca: CA, cli: Run) -> None:
+    issue_user(d, ca, "alice", email="alice@svpn.test")
+    issue_user(d, ca, "bob")
     code, out, err = cli("pki", "identities", "--json", "--dir", d, "alice", "bob")
     assert (code, err) == (0, "")
     assert json.loads(out) == {"alice": ["CN=alice", "alice@svpn.test"], "bob": ["CN=bob"]}
@@ -286,43 +295,43 @@ def test_the_nodes_report_what_they_ended_per_user() -> None:
 
 
 def policies(c: x509.Certificate) -> list[str]:
-    return [p.dotted_string for p in pki.cert_policies(c)]
+    return [p.dotted_string for p in cert_policies(c)]
 
 
 def load(path: Path) -> x509.Certificate:
     return x509.load_pem_x509_certificate(path.read_bytes())
 
 
-def test_the_policy_is_on_user_certificates_and_the_ca_only(d: Path, ca: pki.CA) -> None:
-    assert pki.USER_CERT_POLICY.dotted_string.startswith("2.25.")
-    pki.issue_user(d, ca, "alice", email="alice@svpn.test")
-    pki.issue_server(d, ca, "conc1", ["conc1.svpn.test"])
-    assert policies(load(d / "users/alice.crt")) == [pki.USER_CERT_POLICY.dotted_string]
+def test_the_policy_is_on_user_certificates_and_the_ca_only(d: Path, ca: CA) -> None:
+    assert USER_CERT_POLICY.dotted_string.startswith("2.25.")
+    issue_user(d, ca, "alice", email="alice@svpn.test")
+    issue_server(d, ca, "conc1", ["conc1.svpn.test"])
+    assert policies(load(d / "users/alice.crt")) == [USER_CERT_POLICY.dotted_string]
     assert policies(load(d / "servers/conc1.crt")) == []
     with pytest.raises(x509.ExtensionNotFound):
         load(d / "servers/conc1.crt").extensions.get_extension_for_class(x509.CertificatePolicies)
     # strongSwan accepts a policy only if every CA certificate up to the anchor lists it
-    assert policies(load(d / "ca/ca.crt")) == [pki.USER_CERT_POLICY.dotted_string]
-    assert pki.ca_allows_user_policy(d)
-    records = {r["name"]: r for r in pki.Index.load(d).certs}
-    assert records["alice"]["policies"] == [pki.USER_CERT_POLICY.dotted_string]
+    assert policies(load(d / "ca/ca.crt")) == [USER_CERT_POLICY.dotted_string]
+    assert ca_allows_user_policy(d)
+    records = {r["name"]: r for r in Index.load(d).certs}
+    assert records["alice"]["policies"] == [USER_CERT_POLICY.dotted_string]
     assert records["conc1"]["policies"] == []
 
 
-def test_swanctl_gets_the_policy_as_strongswan_writes_it(d: Path, ca: pki.CA, tmp_path: Path) -> None:
+def test_swanctl_gets_the_policy_as_strongswan_writes_it(d: Path, ca: CA, tmp_path: Path) -> None:
     # charon compares swanctl's cert_policy with the certificate's policy as text, which keeps each arc in
     # 32 bits: the UUID arc wraps.
-    uuid_arc = int(pki.USER_CERT_POLICY.dotted_string.split(".")[2])
-    assert pki.swanctl_cert_policy("user") == f"2.25.{uuid_arc % 2**32}"
+    uuid_arc = int(USER_CERT_POLICY.dotted_string.split(".")[2])
+    assert swanctl_cert_policy("user") == f"2.25.{uuid_arc % 2**32}"
     assert strongswan_oid_text("1.3.6.1.4.1.4294967295.1") == "1.3.6.1.4.1.4294967295.1"
     with pytest.raises(ValueError, match="only 'user'"):
-        pki.swanctl_cert_policy("server")
+        swanctl_cert_policy("server")
     if not PKI_TOOL.exists():
         pytest.skip("/usr/bin/pki (Debian package strongswan-pki) is not installed")
-    pki.issue_user(d, ca, "alice")
+    issue_user(d, ca, "alice")
     printed = pki_print(load(d / "users/alice.crt"), tmp_path).splitlines()
     at = next(i for i, line in enumerate(printed) if line.strip() == "certificatePolicies:")
-    assert printed[at + 1].strip() == pki.swanctl_cert_policy("user")
+    assert printed[at + 1].strip() == swanctl_cert_policy("user")
 
 
 def test_the_filter_and_the_role_default_are_the_python_constant() -> None:
@@ -331,21 +340,21 @@ def test_the_filter_and_the_role_default_are_the_python_constant() -> None:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     filters = module.FilterModule().filters()
-    assert filters["svpn_cert_policy"]("user") == pki.swanctl_cert_policy("user")
+    assert filters["svpn_cert_policy"]("user") == swanctl_cert_policy("user")
     defaults = yaml.safe_load((ROOT / "roles/concentrator/defaults/main.yml").read_text())
     env = jinja2.Environment(undefined=jinja2.StrictUndefined)
     env.filters.update(filters)
     rendered = env.from_string(defaults["concentrator_user_cert_policy"]).render()
-    assert rendered == pki.swanctl_cert_policy("user")
+    assert rendered == swanctl_cert_policy("user")
 
 
-def strip_policy(d: Path, ca: pki.CA, kind: pki.Kind, name: str, policy: list[ObjectIdentifier]) -> None:
+def strip_policy(d: Path, ca: CA, kind: Kind, name: str, policy: list[ObjectIdentifier]) -> None:
     """Replace the current certificate of *name* with one like it (same key) but with *policy*, as if
     issued so."""
-    path = pki.PkiDir(d).cert_path(kind, name)
-    new = pki.with_policies(load(path), policy, ca.key)
+    path = PkiDir(d).cert_path(kind, name)
+    new = with_policies(load(path), policy, ca.key)
     path.write_bytes(new.public_bytes(serialization.Encoding.PEM))
-    index = pki.Index.load(d)
+    index = Index.load(d)
     record = index.current(kind, name)
     assert record is not None
     record["serial"] = f"{new.serial_number:x}"
@@ -353,29 +362,31 @@ def strip_policy(d: Path, ca: pki.CA, kind: pki.Kind, name: str, policy: list[Ob
     index.save(d)
 
 
-def test_a_user_certificate_without_the_policy_is_reissued_with_its_key(d: Path, ca: pki.CA) -> None:
-    pki.issue_user(d, ca, "alice", email="alice@svpn.test")
-    assert pki.issue_user(d, ca, "alice", email="alice@svpn.test").action == "unchanged"
+def test_a_user_certificate_without_the_policy_is_reissued_with_its_key(d: Path, ca: CA) -> None:
+    issue_user(d, ca, "alice", email="alice@svpn.test")
+    assert issue_user(d, ca, "alice", email="alice@svpn.test").action == "unchanged"
     strip_policy(d, ca, "user", "alice", [])
     old = load(d / "users/alice.crt")
-    record = pki.Index.load(d).current("user", "alice")
-    pkid = pki.PkiDir(d)
-    assert not pki._still_good(pkid, ca, record, "user", "alice", [], ["alice@svpn.test"])
-    result = pki.issue_user(d, ca, "alice", email="alice@svpn.test")
+    record = Index.load(d).current("user", "alice")
+    pkid = PkiDir(d)
+    key = read_user_key(d, ca.user_kek(), "alice")
+    assert not still_good(pkid, ca, record, "user", "alice", key, [], ["alice@svpn.test"])
+    result = issue_user(d, ca, "alice", email="alice@svpn.test")
     new = load(d / "users/alice.crt")
     assert result.action == "issued" and new.serial_number != old.serial_number
-    assert policies(new) == [pki.USER_CERT_POLICY.dotted_string]
+    assert policies(new) == [USER_CERT_POLICY.dotted_string]
     assert new.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     ) == old.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     # and a server certificate that carried it would be no server certificate of ours
-    pki.issue_server(d, ca, "conc1", ["conc1.svpn.test"])
-    strip_policy(d, ca, "server", "conc1", [pki.USER_CERT_POLICY])
-    record = pki.Index.load(d).current("server", "conc1")
-    assert not pki._still_good(pkid, ca, record, "server", "conc1", ["conc1.svpn.test"], [])
-    assert pki.issue_server(d, ca, "conc1", ["conc1.svpn.test"]).action == "issued"
+    issue_server(d, ca, "conc1", ["conc1.svpn.test"])
+    strip_policy(d, ca, "server", "conc1", [USER_CERT_POLICY])
+    record = Index.load(d).current("server", "conc1")
+    key = existing_key(pkid.key_path("server", "conc1"))
+    assert not still_good(pkid, ca, record, "server", "conc1", key, ["conc1.svpn.test"], [])
+    assert issue_server(d, ca, "conc1", ["conc1.svpn.test"]).action == "issued"
     assert policies(load(d / "servers/conc1.crt")) == []
 
 
@@ -390,22 +401,20 @@ def test_users_sync_renews_certificates_issued_before_the_policy(tmp_path: Path)
     renew = dt.timedelta(days=30)
     (change,) = roster.diff(people, {"alice": record}, now=now, renew_within=renew)
     assert (change.action, change.reason) == ("renew", "certificate lacks the user policy")
-    record["policies"] = [pki.USER_CERT_POLICY.dotted_string]
+    record["policies"] = [USER_CERT_POLICY.dotted_string]
     (change,) = roster.diff(people, {"alice": record}, now=now, renew_within=renew)
     assert change.action == "unchanged"
 
 
 def test_a_ca_made_before_the_policy_is_re_signed_to_allow_it(
-    d: Path, ca: pki.CA, cli: Run, monkeypatch: pytest.MonkeyPatch
+    d: Path, ca: CA, cli: Run, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A CA as svpn made it before: no certificatePolicies. Users issued under it stay valid.
-    old = pki.ca_certificate(
-        ca.key, ca.cert.subject, ca.cert.not_valid_before_utc, ca.cert.not_valid_after_utc
-    )
+    old = ca_certificate(ca.key, ca.cert.subject, ca.cert.not_valid_before_utc, ca.cert.not_valid_after_utc)
     (d / "ca/ca.crt").write_bytes(old.public_bytes(serialization.Encoding.PEM))
-    old_ca = pki.load_ca(d, PASS)
-    pki.issue_user(d, old_ca, "alice")
-    assert not pki.ca_allows_user_policy(d)
+    old_ca = load_ca(d, PASS)
+    issue_user(d, old_ca, "alice")
+    assert not ca_allows_user_policy(d)
 
     code, out, err = cli("pki", "ca-policy", "--dir", d)  # the passphrase is needed to change it
     assert code != 0 and "passphrase is missing" in err
@@ -414,7 +423,7 @@ def test_a_ca_made_before_the_policy_is_re_signed_to_allow_it(
     monkeypatch.delenv("SVPN_CA_PASSPHRASE")
     assert (code, err) == (0, "") and out.startswith("updated: CA certificate")
     new = load(d / "ca/ca.crt")
-    assert policies(new) == [pki.USER_CERT_POLICY.dotted_string]
+    assert policies(new) == [USER_CERT_POLICY.dotted_string]
     assert (new.subject, new.not_valid_before_utc, new.not_valid_after_utc) == (
         old.subject,
         old.not_valid_before_utc,
@@ -425,10 +434,10 @@ def test_a_ca_made_before_the_policy_is_re_signed_to_allow_it(
         old.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
     )
     load(d / "users/alice.crt").verify_directly_issued_by(new)  # what it issued stays valid
-    cas = [r for r in pki.Index.load(d).certs if r["kind"] == "ca"]
+    cas = [r for r in Index.load(d).certs if r["kind"] == "ca"]
     assert [r["status"] for r in cas] == ["superseded", "valid"]
     assert cas[-1]["serial"] == f"{new.serial_number:x}"
     # Once it allows the policy: unchanged, without a passphrase.
     code, out, _err = cli("pki", "ca-policy", "--dir", d)
     assert code == 0 and out.startswith("unchanged: CA certificate")
-    assert pki.add_ca_policy(d, pki.load_ca(d, PASS)) == "unchanged"
+    assert add_ca_policy(d, load_ca(d, PASS)) == "unchanged"

@@ -1,4 +1,5 @@
-"""svpn.inventory.tree and the `svpn plan` / `svpn inventory check` commands."""
+"""svpn.inventory (YAML writer, render, read, grow, tree) and the `svpn plan` / `svpn inventory check`
+commands."""
 
 from __future__ import annotations
 
@@ -14,15 +15,30 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from svpn.core.errors import SvpnError
-from svpn.inventory import tree as inv
-from svpn.planning import plan as planlib
+from svpn.inventory.grow import existing_farm
+from svpn.inventory.read import check_tree
+from svpn.inventory.render import (
+    all_entries,
+    concentrator_entries,
+    hosts_entries,
+    render_inventory,
+    render_tree,
+)
+from svpn.inventory.schema import ALL_VARS, HOSTS, LB_VARS, TUNING_KEYS, host_vars_path
+from svpn.inventory.tree import tree_diff
+from svpn.inventory.yamlout import Entry, emit_yaml, entries_data, yaml_scalar
+from svpn.planning.defaults import DEFAULT_ESP_PROPOSALS, DEFAULT_IKE_PROPOSALS, DEFAULT_INPUT
+from svpn.planning.inputs import resolve_input
+from svpn.planning.layout import INSIDE_VIP_HOST_OFFSET, LB_HOST_OFFSETS, VIP_HOST_OFFSET
+from svpn.planning.model import Plan
+from svpn.planning.plan import make_plan
 
 Run = Callable[..., tuple[int, str, str]]
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def make(users: int = 10000, **values: Any) -> planlib.Plan:
-    return planlib.make_plan(planlib.resolve_input([({"users": users, **values}, "test")]))
+def make(users: int = 10000, **values: Any) -> Plan:
+    return make_plan(resolve_input([({"users": users, **values}, "test")]))
 
 
 @pytest.fixture
@@ -69,7 +85,7 @@ def tree(directory: Path) -> dict[str, bytes]:
     ],
 )
 def test_scalars_round_trip(value: str) -> None:
-    assert yaml.safe_load(f"k: {inv.yaml_scalar(value)}") == {"k": value}
+    assert yaml.safe_load(f"k: {yaml_scalar(value)}") == {"k": value}
 
 
 @settings(max_examples=60, deadline=None)
@@ -84,15 +100,15 @@ def test_scalars_round_trip(value: str) -> None:
     )
 )
 def test_the_emitter_writes_what_safe_load_reads(data: dict[str, Any]) -> None:
-    entries = [inv.Entry(key, value, "a comment " * 20) for key, value in data.items()]
-    text = inv.emit_yaml(["# header"], entries)
+    entries = [Entry(key, value, "a comment " * 20) for key, value in data.items()]
+    text = emit_yaml(["# header"], entries)
     assert yaml.safe_load(text) == (data or None)
     assert all(len(line) <= 120 or not line.lstrip().startswith("#") for line in text.splitlines())
 
 
 def test_long_strings_fold_within_the_line_limit() -> None:
     value = "default: " + "word " * 60 + "end"
-    text = inv.emit_yaml([], [inv.Entry("outer", (inv.Entry("k", value),))])
+    text = emit_yaml([], [Entry("outer", (Entry("k", value),))])
     assert "k: >-" in text and max(len(line) for line in text.splitlines()) <= 110
     assert yaml.safe_load(text) == {"outer": {"k": value}}
 
@@ -102,13 +118,13 @@ def test_long_strings_fold_within_the_line_limit() -> None:
 
 def test_every_yaml_file_loads_as_the_plans_data() -> None:
     farm = make()
-    files = inv.render_inventory(farm)
-    assert yaml.safe_load(files[inv.HOSTS]) == inv.entries_data(inv.hosts_entries(farm))
-    assert yaml.safe_load(files[inv.ALL_VARS]) == inv.entries_data(inv.all_entries(farm))
-    assert yaml.safe_load(files[inv.LB_VARS]) == {"loadbalancer_buckets": 256}
+    files = render_inventory(farm)
+    assert yaml.safe_load(files[HOSTS]) == entries_data(hosts_entries(farm))
+    assert yaml.safe_load(files[ALL_VARS]) == entries_data(all_entries(farm))
+    assert yaml.safe_load(files[LB_VARS]) == {"loadbalancer_buckets": 256}
     for node in farm.concentrators:
-        data = yaml.safe_load(files[inv.host_vars_path(node.name)])
-        assert data == inv.entries_data(inv.concentrator_entries(farm, node))
+        data = yaml.safe_load(files[host_vars_path(node.name)])
+        assert data == entries_data(concentrator_entries(farm, node))
         assert data["concentrator_pool"] == str(node.pool)
         assert data["svpn_addresses"] == {"inside": str(node.inside), "internal": str(node.internal)}
     assert yaml.safe_load(files["host_vars/lb2.yml"]) == {
@@ -119,8 +135,8 @@ def test_every_yaml_file_loads_as_the_plans_data() -> None:
 
 
 def test_contract_layout_and_values() -> None:
-    files = inv.render_inventory(make(500))
-    hosts = yaml.safe_load(files[inv.HOSTS])
+    files = render_inventory(make(500))
+    hosts = yaml.safe_load(files[HOSTS])
     assert hosts == {
         "all": {
             "children": {
@@ -129,7 +145,7 @@ def test_contract_layout_and_values() -> None:
             }
         }
     }
-    farm = yaml.safe_load(files[inv.ALL_VARS])
+    farm = yaml.safe_load(files[ALL_VARS])
     assert farm["svpn_networks"] == {
         "public": "198.18.70.0/24",
         "inside": "198.18.71.0/24",
@@ -137,20 +153,20 @@ def test_contract_layout_and_values() -> None:
     }
     assert farm["svpn_pki_dir"] == "{{ playbook_dir }}/../pki"
     assert (farm["svpn_public_address"], farm["svpn_lb_inside_address"]) == ("198.18.70.100", "198.18.71.10")
-    assert farm["svpn_ike_proposals"] == list(planlib.DEFAULT_IKE_PROPOSALS)
-    assert farm["svpn_esp_proposals"] == list(planlib.DEFAULT_ESP_PROPOSALS)
+    assert farm["svpn_ike_proposals"] == list(DEFAULT_IKE_PROPOSALS)
+    assert farm["svpn_esp_proposals"] == list(DEFAULT_ESP_PROPOSALS)
     assert (farm["svpn_users"], farm["svpn_peak_concurrency_percent"], farm["svpn_tunnel_mode"]) == (
         500,
         100,
         "split",
     )
     conc = yaml.safe_load(files["host_vars/conc1.yml"])
-    assert set(conc) == {"svpn_addresses", "concentrator_pool", *inv.TUNING_KEYS}
+    assert set(conc) == {"svpn_addresses", "concentrator_pool", *TUNING_KEYS}
 
 
 def test_files_start_with_provenance_and_derived_numbers_are_explained() -> None:
     farm = make()
-    files = inv.render_inventory(farm)
+    files = render_inventory(farm)
     for path, text in files.items():
         lines = text.splitlines()
         assert lines[0].startswith("# Written by `svpn plan` (svpn ") and farm.input_hash in lines[1], path
@@ -161,7 +177,7 @@ def test_files_start_with_provenance_and_derived_numbers_are_explained() -> None
 
 
 def test_rendering_is_deterministic_and_the_hash_follows_the_input() -> None:
-    assert inv.render_tree(make()) == inv.render_tree(make())
+    assert render_tree(make()) == render_tree(make())
     assert make().input_hash != make(10001).input_hash
     assert make().input_hash != make(dns=["198.18.72.53"]).input_hash
 
@@ -176,12 +192,12 @@ def edit(files: dict[str, str], path: str, change: Callable[[Any], None]) -> dic
 
 
 def test_a_rendered_inventory_has_no_problems() -> None:
-    assert inv.check_tree(inv.render_tree(make())) == []
-    assert inv.check_tree(inv.render_tree(make(500, redundancy="N+2"))) == []
+    assert check_tree(render_tree(make())) == []
+    assert check_tree(render_tree(make(500, redundancy="N+2"))) == []
 
 
 def test_every_problem_is_listed() -> None:
-    files = inv.render_tree(make())
+    files = render_tree(make())
 
     def conc2(data: Any) -> None:
         data["concentrator_pool"] = "198.19.0.0/24"  # inside conc1's pool, and far too small
@@ -190,10 +206,10 @@ def test_every_problem_is_listed() -> None:
 
     files = edit(files, "host_vars/conc2.yml", conc2)
     files = edit(files, "host_vars/conc3.yml", lambda d: d.update(concentrator_pool="10.0.0.0/19"))
-    files = edit(files, inv.ALL_VARS, lambda d: d.update(svpn_userz=1, svpn_peak_concurrency_percent=150))
+    files = edit(files, ALL_VARS, lambda d: d.update(svpn_userz=1, svpn_peak_concurrency_percent=150))
     del files["host_vars/conc4.yml"]
     files["host_vars/conc9.yml"] = files["host_vars/conc1.yml"]
-    problems = "\n".join(inv.check_tree(files))
+    problems = "\n".join(check_tree(files))
     expected = [
         "host conc2: svpn_addresses.inside 198.18.71.21 is also used by conc1",
         "host conc2: concentrator_ikesa_table_size: 1000; valid: 256, 512",
@@ -210,9 +226,9 @@ def test_every_problem_is_listed() -> None:
 
 
 def test_pool_capacity_is_checked_against_the_planned_users() -> None:
-    files = inv.render_tree(make())
-    files = edit(files, inv.ALL_VARS, lambda d: d.update(svpn_users=40000))
-    problems = inv.check_tree(files)
+    files = render_tree(make())
+    files = edit(files, ALL_VARS, lambda d: d.update(svpn_users=40000))
+    problems = check_tree(files)
     assert len(problems) == 4
     assert (
         "after 1 of 4 nodes fail a survivor may carry 13,438 of the 40,000 concurrent users (N+1)"
@@ -221,23 +237,23 @@ def test_pool_capacity_is_checked_against_the_planned_users() -> None:
 
 
 def test_duplicate_host_names_and_overlapping_networks_are_found() -> None:
-    files = inv.render_tree(make(500))
-    files[inv.HOSTS] = files[inv.HOSTS].replace("        conc2: {}", "        conc2: {}\n        conc1: {}")
-    files[inv.HOSTS] = files[inv.HOSTS].replace("        lb2: {}", "        lb2: {}\n        conc2: {}")
-    files = edit(files, inv.ALL_VARS, lambda d: d["svpn_networks"].update(inside="198.18.70.128/25"))
-    problems = "\n".join(inv.check_tree(files))
+    files = render_tree(make(500))
+    files[HOSTS] = files[HOSTS].replace("        conc2: {}", "        conc2: {}\n        conc1: {}")
+    files[HOSTS] = files[HOSTS].replace("        lb2: {}", "        lb2: {}\n        conc2: {}")
+    files = edit(files, ALL_VARS, lambda d: d["svpn_networks"].update(inside="198.18.70.128/25"))
+    problems = "\n".join(check_tree(files))
     assert "hosts.yml: line 19: duplicate key 'conc1' (names and keys must be unique)" in problems
     assert "host conc2: both a load balancer and a concentrator" in problems
     assert "svpn_networks.public 198.18.70.0/24 overlaps svpn_networks.inside 198.18.70.128/25" in problems
 
 
 def test_broken_files_are_problems_not_crashes() -> None:
-    files = inv.render_tree(make(500))
+    files = render_tree(make(500))
     files["host_vars/conc1.yml"] = "svpn_addresses: [unclosed\n"
-    files[inv.LB_VARS] = "loadbalancer_buckets: 1\n"
+    files[LB_VARS] = "loadbalancer_buckets: 1\n"
     files["host_vars/lb1.yml"] = "- a list\n"
-    del files[inv.ALL_VARS]
-    problems = "\n".join(inv.check_tree(files))
+    del files[ALL_VARS]
+    problems = "\n".join(check_tree(files))
     assert "host_vars/conc1.yml: not valid YAML" in problems
     assert "loadbalancer_buckets: 1; give a whole number >= the 2 concentrators" in problems
     assert "host_vars/lb1.yml: the document must be a mapping" in problems
@@ -249,56 +265,52 @@ def test_broken_files_are_problems_not_crashes() -> None:
 
 def test_reading_back_a_rendered_inventory_reproduces_it_byte_for_byte() -> None:
     farm = make(dns=["198.18.72.53"], headroom_percent=30, concurrency_percent=80.5)
-    files = inv.render_tree(farm)
-    layer, existing, kept = inv.existing_farm(files, "test")
-    again = planlib.make_plan(planlib.resolve_input([(layer, "inventory")]), existing)
+    files = render_tree(farm)
+    layer, existing, kept = existing_farm(files, "test")
+    again = make_plan(resolve_input([(layer, "inventory")]), existing)
     assert again.input_hash == farm.input_hash
-    assert inv.render_tree(again, kept) == files
+    assert render_tree(again, kept) == files
 
 
 def test_growth_carries_over_what_the_operator_added() -> None:
     """ansible_host in hosts.yml (as the lab does), other groups, and keys the planner does not own."""
-    files = inv.render_tree(make(4000, ike_sas_per_node=2000))
-    hosts = yaml.safe_load(files[inv.HOSTS])
+    files = render_tree(make(4000, ike_sas_per_node=2000))
+    hosts = yaml.safe_load(files[HOSTS])
     hosts["all"]["children"]["concentrators"]["hosts"]["conc1"] = {"ansible_host": "vpn-c1.city.example"}
     hosts["all"]["children"]["monitoring"] = {"hosts": {"mon1": None}}
-    files[inv.HOSTS] = yaml.safe_dump(hosts, sort_keys=False)
-    files[inv.ALL_VARS] += "ansible_user: admin\nntp_servers: [198.18.72.123]\n"
-    files[inv.LB_VARS] += "loadbalancer_health_fall: 3\n"
-    assert inv.check_tree(files) == []
+    files[HOSTS] = yaml.safe_dump(hosts, sort_keys=False)
+    files[ALL_VARS] += "ansible_user: admin\nntp_servers: [198.18.72.123]\n"
+    files[LB_VARS] += "loadbalancer_health_fall: 3\n"
+    assert check_tree(files) == []
 
-    layer, existing, kept = inv.existing_farm(files, "test")
-    grown = planlib.make_plan(
-        planlib.resolve_input([(layer, "inventory"), ({"users": 8000}, "flags")]), existing
-    )
-    new = inv.render_tree(grown, kept)
-    hosts = yaml.safe_load(new[inv.HOSTS])["all"]["children"]
+    layer, existing, kept = existing_farm(files, "test")
+    grown = make_plan(resolve_input([(layer, "inventory"), ({"users": 8000}, "flags")]), existing)
+    new = render_tree(grown, kept)
+    hosts = yaml.safe_load(new[HOSTS])["all"]["children"]
     assert hosts["concentrators"]["hosts"]["conc1"] == {"ansible_host": "vpn-c1.city.example"}
     assert list(hosts["concentrators"]["hosts"]) == [f"conc{i}" for i in range(1, 7)]
     assert hosts["monitoring"] == {"hosts": {"mon1": None}}
-    farm = yaml.safe_load(new[inv.ALL_VARS])
+    farm = yaml.safe_load(new[ALL_VARS])
     assert (farm["ansible_user"], farm["ntp_servers"], farm["svpn_users"]) == (
         "admin",
         ["198.18.72.123"],
         8000,
     )
-    assert yaml.safe_load(new[inv.LB_VARS]) == {"loadbalancer_buckets": 256, "loadbalancer_health_fall": 3}
-    assert inv.check_tree(new) == []
+    assert yaml.safe_load(new[LB_VARS]) == {"loadbalancer_buckets": 256, "loadbalancer_health_fall": 3}
+    assert check_tree(new) == []
 
 
 def test_growth_refuses_what_it_cannot_carry_over() -> None:
-    files = inv.render_tree(make(500))
-    files[inv.ALL_VARS] += "routes:\n  - {to: 10.0.0.0/8, via: 198.18.72.1}\n"
+    files = render_tree(make(500))
+    files[ALL_VARS] += "routes:\n  - {to: 10.0.0.0/8, via: 198.18.72.1}\n"
     with pytest.raises(SvpnError, match=r"group_vars/all.yml.routes: list values .* not carried over"):
-        inv.existing_farm(files, "test")
+        existing_farm(files, "test")
     with pytest.raises(SvpnError, match=r"has problems: host_vars/conc2\.yml: missing; .*host conc2: con"):
-        inv.existing_farm(
-            {k: v for k, v in inv.render_tree(make(500)).items() if k != "host_vars/conc2.yml"}, "t"
-        )
+        existing_farm({k: v for k, v in render_tree(make(500)).items() if k != "host_vars/conc2.yml"}, "t")
 
 
 def test_tree_diff_shows_new_and_changed_files() -> None:
-    diff = inv.tree_diff(
+    diff = tree_diff(
         {"a.yml": "x: 1\n", ".capacity.svg": "<svg/>"},
         {"a.yml": "x: 2\n", "b.yml": "y: 1\n", ".capacity.svg": "<svg></svg>"},
         "inv",
@@ -309,6 +321,31 @@ def test_tree_diff_shows_new_and_changed_files() -> None:
 
 
 # --------------------------------------------------------------------------- the commands
+
+
+def test_plan_options_help_shows_the_planners_current_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The help texts are built from DEFAULT_INPUT and the layout's host offsets, so they cannot drift."""
+    from svpn.cli import plan as cli_plan
+
+    helps = {param.name: param.help or "" for param in cli_plan.plan.params}
+    no_default_shown = ("users", "ike_proposals", "esp_proposals", "pki_dir")
+    expected = {
+        key: (",".join(value) or "none") if isinstance(value, list) else str(value)
+        for key, value in DEFAULT_INPUT.items()
+        if key not in no_default_shown and value is not None and not isinstance(value, bool)
+    }
+    expected |= {
+        "esp_pfs_optional": "optional" if DEFAULT_INPUT["esp_pfs_optional"] else "required",
+        "vip": f"host .{VIP_HOST_OFFSET} of the public network",
+        "lb_addresses": "hosts " + ",".join(f".{offset}" for offset in LB_HOST_OFFSETS) + " of the public",
+        "inside_vip": f"host .{INSIDE_VIP_HOST_OFFSET} of inside",
+        "internal_networks": "the internal network",
+    }
+    assert set(expected) == set(DEFAULT_INPUT) - set(no_default_shown)
+    for key, text in expected.items():
+        assert f"[{text}" in helps[key], key
+    monkeypatch.setitem(DEFAULT_INPUT, "cores", 6)
+    assert cli_plan.shown_default("cores") == "6"
 
 
 def test_plan_without_out_prints_and_writes_nothing(
@@ -413,7 +450,7 @@ def test_plan_esp_pfs_optional_is_written_checked_and_kept_when_growing(run: Run
     out_dir = tmp_path / "inv"
     argv = ["--users", "500", "--esp-proposals", "aes256gcm16-ecp384,aes128gcm16", "--esp-pfs-optional"]
     assert run("plan", *argv, "--out", out_dir)[0] == 0
-    farm = yaml.safe_load((out_dir / inv.ALL_VARS).read_text())
+    farm = yaml.safe_load((out_dir / ALL_VARS).read_text())
     assert farm["svpn_esp_pfs_optional"] is True and farm["svpn_esp_proposals"][1] == "aes128gcm16"
     assert run("inventory", "check", out_dir)[0] == 0
     code, out, _err = run("plan", "--from", out_dir, "--users", "600", "--json")  # the stored opt-out holds
@@ -421,7 +458,7 @@ def test_plan_esp_pfs_optional_is_written_checked_and_kept_when_growing(run: Run
     code, _out, err = run("plan", "--from", out_dir, "--esp-pfs-required")
     assert code == 2 and "ESP proposal 'aes128gcm16' has no DH group" in err
     # taking the opt-out away by hand: the check (and so check.yml) refuses the farm
-    all_yml = out_dir / inv.ALL_VARS
+    all_yml = out_dir / ALL_VARS
     all_yml.write_text(
         all_yml.read_text().replace("svpn_esp_pfs_optional: true", "svpn_esp_pfs_optional: false")
     )
@@ -432,7 +469,7 @@ def test_plan_esp_pfs_optional_is_written_checked_and_kept_when_growing(run: Run
 def test_inventory_check_refuses_weak_crypto_in_a_planned_inventory(run: Run, tmp_path: Path) -> None:
     out_dir = tmp_path / "inv"
     run("plan", "--users", "500", "--out", out_dir)
-    all_yml = out_dir / inv.ALL_VARS
+    all_yml = out_dir / ALL_VARS
     text = all_yml.read_text()
     all_yml.write_text(
         text.replace("  - aes128gcm16-prfsha256-ecp256\n", "  - 3des-sha1-modp1024\n")

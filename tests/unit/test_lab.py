@@ -120,22 +120,22 @@ def test_an_older_lab_ca_gains_the_user_policy_on_lab_up(
     policy along the chain, so the lab CA is re-signed with it (same key), not every lab user refused."""
     from cryptography.hazmat.primitives import serialization
 
-    from svpn.access import pki
+    from svpn.access.ca import load_ca
+    from svpn.access.ca_setup import ca_allows_user_policy, init_ca
+    from svpn.access.certs import ca_certificate
     from svpn.lab import lifecycle as lab
 
     passphrase = "a-long-lab-passphrase"
     (tmp_path / "ca-passphrase").write_text(passphrase + "\n")
-    pki.init_ca(tmp_path / "pki", "Lab CA", passphrase, key_type="ecdsa256")
-    ca = pki.load_ca(tmp_path / "pki", passphrase)
-    old = pki.ca_certificate(
-        ca.key, ca.cert.subject, ca.cert.not_valid_before_utc, ca.cert.not_valid_after_utc
-    )
+    init_ca(tmp_path / "pki", "Lab CA", passphrase, key_type="ecdsa256")
+    ca = load_ca(tmp_path / "pki", passphrase)
+    old = ca_certificate(ca.key, ca.cert.subject, ca.cert.not_valid_before_utc, ca.cert.not_valid_after_utc)
     (tmp_path / "pki" / "ca" / "ca.crt").write_bytes(old.public_bytes(serialization.Encoding.PEM))
-    assert not pki.ca_allows_user_policy(tmp_path / "pki")
+    assert not ca_allows_user_policy(tmp_path / "pki")
     monkeypatch.setattr(lab, "lab_state_dir", lambda: tmp_path)
     said: list[str] = []
     lab.ensure_lab_pki(said.append)
-    assert pki.ca_allows_user_policy(tmp_path / "pki")
+    assert ca_allows_user_policy(tmp_path / "pki")
     assert any("user certificate policy" in line for line in said)
     lab.ensure_lab_pki(said.append)  # once done, nothing more to do
     assert len(said) == 1

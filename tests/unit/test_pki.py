@@ -1,4 +1,4 @@
-"""svpn.access.pki and `svpn pki ...`: the private CA, certificates, revocation, CRL, listing."""
+"""The PKI modules of svpn.access and `svpn pki ...`: the CA, certificates, revocation, CRL, listing."""
 
 from __future__ import annotations
 
@@ -19,7 +19,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
-from svpn.access import keystore, pki
+from svpn.access import clock, keystore
+from svpn.access.ca import CA, load_ca, open_user_keys
+from svpn.access.ca_setup import init_ca
+from svpn.access.cert_index import Index, bulk, list_certs
+from svpn.access.expiry import ExpiryWarning, expiry_warnings
+from svpn.access.issuing import issue_server, issue_user
+from svpn.access.revocation import mark_revoked, revoke
+from svpn.access.user_keys import read_user_key
 from svpn.core.errors import SvpnError
 
 PASS = "correct horse battery"
@@ -41,13 +48,13 @@ def run(monkeypatch: pytest.MonkeyPatch, cli: Run) -> Run:
 def d(tmp_path: Path) -> Path:
     """A PKI directory with a CA (ECDSA P-256 to stay quick)."""
     path = tmp_path / "pki"
-    pki.init_ca(path, "Test VPN CA", PASS, key_type="ecdsa256")
+    init_ca(path, "Test VPN CA", PASS, key_type="ecdsa256")
     return path
 
 
 @pytest.fixture
-def ca(d: Path) -> pki.CA:
-    return pki.load_ca(d, PASS)
+def ca(d: Path) -> CA:
+    return load_ca(d, PASS)
 
 
 def snapshot(root: Path) -> dict[str, tuple[int, bytes]]:
@@ -128,7 +135,7 @@ def test_init_refuses_when_only_the_key_exists(tmp_path: Path) -> None:
     (d / "ca").mkdir(parents=True)
     (d / "ca/ca.key").write_bytes(b"precious")
     with pytest.raises(SvpnError, match="already exists"):
-        pki.init_ca(d, "CA", PASS)
+        init_ca(d, "CA", PASS)
     assert (d / "ca/ca.key").read_bytes() == b"precious"
     assert not (d / "ca/ca.crt").exists()
 
@@ -154,8 +161,8 @@ def test_init_needs_a_long_enough_passphrase(tmp_path: Path, run: Run, monkeypat
 
 
 def test_init_key_type_and_days(tmp_path: Path) -> None:
-    pki.init_ca(tmp_path, "CA", PASS, key_type="ecdsa256", days=10)
-    ca = pki.load_ca(tmp_path, PASS)
+    init_ca(tmp_path, "CA", PASS, key_type="ecdsa256", days=10)
+    ca = load_ca(tmp_path, PASS)
     assert isinstance(ca.key, ec.EllipticCurvePrivateKey) and ca.key.curve.name == "secp256r1"
     assert (ca.cert.not_valid_after_utc - ca.cert.not_valid_before_utc).days == 10
 
@@ -177,7 +184,7 @@ def test_passphrase_file_wins_and_one_newline_is_stripped(
 
 
 def test_wrong_passphrase_is_one_line_and_writes_nothing(d: Path, run: Run, monkeypatch) -> None:
-    pki.issue_user(d, pki.load_ca(d, PASS), "alice")
+    issue_user(d, load_ca(d, PASS), "alice")
     before = snapshot(d)
     monkeypatch.setenv("SVPN_CA_PASSPHRASE", "wrong passphrase")
     for argv in (
@@ -226,21 +233,21 @@ def test_the_ca_key_is_pkcs8_under_scrypt_with_the_real_parameters(
     assert (kek["version"], kek["kdf"], kek["n"], kek["r"], kek["p"]) == (1, "scrypt", 2**17, 8, 1)
     assert len(base64.b64decode(kek["salt"])) == 16
     assert stat.S_IMODE((d / "ca/kek.json").stat().st_mode) == 0o600
-    ca = pki.load_ca(d, PASS)  # opens with cryptography's own loader
+    ca = load_ca(d, PASS)  # opens with cryptography's own loader
     assert ca.cert.public_key() == ca.key.public_key()
 
 
 def test_an_older_ca_opens_with_its_short_passphrase_and_moves_on_the_next_write(
-    d: Path, ca: pki.CA, run: Run, monkeypatch: pytest.MonkeyPatch
+    d: Path, ca: CA, run: Run, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pki.issue_user(d, ca, "alice", email="alice@example.org")
-    pki.issue_server(d, ca, "gw1", ["gw1.example.org"])
+    issue_user(d, ca, "alice", email="alice@example.org")
+    issue_server(d, ca, "gw1", ["gw1.example.org"])
     make_older_pki(d, PASS)
     info = keystore.kdf_info((d / "ca/ca.key").read_bytes())
     assert (info.kdf, info.prf, info.iterations) == ("pbkdf2", "hmac-sha256", 2048)
     alice_clear = (d / "users/alice.key").read_bytes()
     before = snapshot(d)
-    older = pki.load_ca(d, OLD_PASSPHRASE)  # 8 characters: too short for a new CA, fine for this one
+    older = load_ca(d, OLD_PASSPHRASE)  # 8 characters: too short for a new CA, fine for this one
     assert snapshot(d) == before  # loading writes nothing
 
     monkeypatch.setenv("SVPN_CA_PASSPHRASE", "not the passphrase")
@@ -256,11 +263,11 @@ def test_an_older_ca_opens_with_its_short_passphrase_and_moves_on_the_next_write
     assert info.current() and info.scrypt == keystore.CA_KDF
     assert stat.S_IMODE((d / "ca/ca.key").stat().st_mode) == 0o600
     assert sorted(p.name for p in (d / "ca").iterdir()) == ["ca.crt", "ca.key", "kek.json"]  # no temp file
-    moved = pki.load_ca(d, OLD_PASSPHRASE)  # the same key, the same passphrase
+    moved = load_ca(d, OLD_PASSPHRASE)  # the same key, the same passphrase
     assert moved.key.private_numbers() == older.key.private_numbers()
     assert not (d / "users/alice.key").exists()
     assert stat.S_IMODE((d / "users/alice.key.enc").stat().st_mode) == 0o600
-    alice = pki.read_user_key(d, moved.user_kek(), "alice")
+    alice = read_user_key(d, moved.user_kek(), "alice")
     assert (
         alice.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -303,17 +310,17 @@ def test_a_failed_move_of_an_older_ca_key_leaves_it_whole(
 
 
 def test_an_older_users_key_is_sealed_when_its_certificate_is_renewed(
-    d: Path, ca: pki.CA, monkeypatch: pytest.MonkeyPatch
+    d: Path, ca: CA, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pki.issue_user(d, ca, "alice", days=1)
+    issue_user(d, ca, "alice", days=1)
     make_older_pki(d, PASS)
     key_before = (d / "users/alice.key").read_bytes()
-    later = pki._now() + dt.timedelta(days=3)
-    monkeypatch.setattr(pki, "_now", lambda: later)
-    older = pki.load_ca(d, OLD_PASSPHRASE)
-    assert pki.issue_user(d, older, "alice").action == "issued"
+    later = clock.now() + dt.timedelta(days=3)
+    monkeypatch.setattr(clock, "now", lambda: later)
+    older = load_ca(d, OLD_PASSPHRASE)
+    assert issue_user(d, older, "alice").action == "issued"
     assert clear_keys_under(d) == []
-    key = pki.read_user_key(d, older.user_kek(), "alice")
+    key = read_user_key(d, older.user_kek(), "alice")
     assert (
         key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -323,11 +330,11 @@ def test_an_older_users_key_is_sealed_when_its_certificate_is_renewed(
     assert cert(d / "users/alice.crt").public_key() == key.public_key()
 
 
-def test_users_keys_are_sealed_and_open_only_for_their_id(d: Path, ca: pki.CA, run: Run) -> None:
-    pki.issue_user(d, ca, "alice", email="alice@example.org")
+def test_users_keys_are_sealed_and_open_only_for_their_id(d: Path, ca: CA, run: Run) -> None:
+    issue_user(d, ca, "alice", email="alice@example.org")
     code, _out, err = run("pki", "user", "bob", "--dir", d)
     assert code == 0, err
-    pki.issue_server(d, ca, "gw1", ["gw1.example.org"])
+    issue_server(d, ca, "gw1", ["gw1.example.org"])
     assert clear_keys_under(d) == [d / "servers/gw1.key"]
     assert sorted(p.name for p in (d / "users").iterdir()) == [
         "alice.crt",
@@ -338,25 +345,25 @@ def test_users_keys_are_sealed_and_open_only_for_their_id(d: Path, ca: pki.CA, r
     sealed = d / "users/alice.key.enc"
     assert stat.S_IMODE(sealed.stat().st_mode) == 0o600
     assert sealed.read_bytes().startswith(b"-----BEGIN SVPN SEALED USER KEY-----\n")
-    key = pki.read_user_key(d, ca.user_kek(), "alice")
+    key = read_user_key(d, ca.user_kek(), "alice")
     assert key.public_key() == cert(d / "users/alice.crt").public_key()
     (d / "users/bob.key.enc").write_bytes(sealed.read_bytes())  # alice's sealed key under bob's name
     with pytest.raises(SvpnError) as err:
-        pki.read_user_key(d, ca.user_kek(), "bob")
+        read_user_key(d, ca.user_kek(), "bob")
     assert str(err.value) == (
         f"key {d / 'users/bob.key.enc'} does not open: it was altered, or sealed for another ID than 'bob'; "
         "it is never replaced: move it away to issue a new key"
     )
 
 
-def test_the_users_keys_open_only_with_the_ca_passphrase(d: Path, ca: pki.CA) -> None:
-    pki.issue_user(d, ca, "alice")
+def test_the_users_keys_open_only_with_the_ca_passphrase(d: Path, ca: CA) -> None:
+    issue_user(d, ca, "alice")
     before = snapshot(d)
     with pytest.raises(SvpnError) as err:
-        pki.open_user_keys(d, "not the passphrase")
+        open_user_keys(d, "not the passphrase")
     assert str(err.value) == f"CA passphrase is wrong for {d / 'ca' / 'kek.json'}"
     assert snapshot(d) == before
-    assert pki.open_user_keys(d, PASS).kek() == ca.user_kek()
+    assert open_user_keys(d, PASS).kek() == ca.user_kek()
 
 
 # --------------------------------------------------------------------------- server certificates
@@ -399,10 +406,10 @@ def test_server_second_issue_is_unchanged(d: Path, run: Run) -> None:
     assert snapshot(d) == before  # same key bytes, same cert, no new serial in the index
 
 
-def test_server_san_change_reissues_with_the_same_key(d: Path, ca: pki.CA) -> None:
-    first = pki.issue_server(d, ca, "gw1", ["gw1.example.org"])
+def test_server_san_change_reissues_with_the_same_key(d: Path, ca: CA) -> None:
+    first = issue_server(d, ca, "gw1", ["gw1.example.org"])
     key_before = (d / "servers/gw1.key").read_bytes()
-    second = pki.issue_server(d, ca, "gw1", ["gw1.example.org", "vpn.example.org"])
+    second = issue_server(d, ca, "gw1", ["gw1.example.org", "vpn.example.org"])
     assert (first.action, second.action) == ("issued", "issued")
     assert second.serial != first.serial
     assert (d / "servers/gw1.key").read_bytes() == key_before
@@ -413,13 +420,13 @@ def test_server_san_change_reissues_with_the_same_key(d: Path, ca: pki.CA) -> No
     statuses = [(r["serial"], r["status"]) for r in index(d)["certs"] if r["kind"] == "server"]
     assert statuses == [(first.serial, "superseded"), (second.serial, "valid")]
     # and now that SAN set is stable again
-    assert pki.issue_server(d, ca, "gw1", ["vpn.example.org", "gw1.example.org"]).action == "unchanged"
+    assert issue_server(d, ca, "gw1", ["vpn.example.org", "gw1.example.org"]).action == "unchanged"
 
 
-def test_an_unreadable_existing_key_is_never_replaced(d: Path, ca: pki.CA) -> None:
+def test_an_unreadable_existing_key_is_never_replaced(d: Path, ca: CA) -> None:
     (d / "servers/gw1.key").write_bytes(b"not a key")
     with pytest.raises(SvpnError, match="never replaced"):
-        pki.issue_server(d, ca, "gw1", ["gw1.example.org"])
+        issue_server(d, ca, "gw1", ["gw1.example.org"])
     assert (d / "servers/gw1.key").read_bytes() == b"not a key"
     assert not (d / "servers/gw1.crt").exists()
 
@@ -458,26 +465,61 @@ def test_user_second_issue_is_unchanged(d: Path, run: Run) -> None:
     assert snapshot(d) == before
 
 
-def test_expired_user_certificate_is_reissued_with_the_same_key(d: Path, ca: pki.CA, monkeypatch) -> None:
-    first = pki.issue_user(d, ca, "alice", days=1)
+def test_expired_user_certificate_is_reissued_with_the_same_key(d: Path, ca: CA, monkeypatch) -> None:
+    first = issue_user(d, ca, "alice", days=1)
     key_before = (d / "users/alice.key.enc").read_bytes()
-    later = pki._now() + dt.timedelta(days=3)
-    monkeypatch.setattr(pki, "_now", lambda: later)
-    assert [r["status"] for r in pki.list_certs(d) if r["kind"] == "user"] == ["expired"]
-    second = pki.issue_user(d, ca, "alice")
+    later = clock.now() + dt.timedelta(days=3)
+    monkeypatch.setattr(clock, "now", lambda: later)
+    assert [r["status"] for r in list_certs(d) if r["kind"] == "user"] == ["expired"]
+    second = issue_user(d, ca, "alice")
     assert second.action == "issued" and second.serial != first.serial
     assert (d / "users/alice.key.enc").read_bytes() == key_before
 
 
-def test_bulk_issue_saves_the_index_once(d: Path, ca: pki.CA, monkeypatch) -> None:
+def test_bulk_issue_saves_the_index_once(d: Path, ca: CA, monkeypatch) -> None:
     saves: list[int] = []
-    real_save = pki.Index.save
-    monkeypatch.setattr(pki.Index, "save", lambda self, p: (saves.append(1), real_save(self, p)))
-    with pki.bulk(d) as idx:
-        results = [pki.issue_user(d, ca, f"user{i}", index=idx) for i in range(5)]
+    real_save = Index.save
+    monkeypatch.setattr(Index, "save", lambda self, p: (saves.append(1), real_save(self, p)))
+    with bulk(d) as idx:
+        results = [issue_user(d, ca, f"user{i}", index=idx) for i in range(5)]
     assert len(saves) == 1
     assert [r["name"] for r in index(d)["certs"] if r["kind"] == "user"] == [f"user{i}" for i in range(5)]
     assert [r.action for r in results] == ["issued"] * 5
+
+
+def test_a_request_reads_the_index_once_and_opens_the_sealed_key_once(
+    d: Path, ca: CA, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    issue_user(d, ca, "alice", email="alice@example.org")
+    loads: list[int] = []
+    opened: list[str] = []
+    real_load, real_open = Index.load.__func__, keystore.Kek.open
+    monkeypatch.setattr(Index, "load", classmethod(lambda cls, p: (loads.append(1), real_load(cls, p))[1]))
+    monkeypatch.setattr(
+        keystore.Kek, "open", lambda self, uid, data: (opened.append(uid), real_open(self, uid, data))[1]
+    )
+    assert issue_user(d, ca, "alice", email="alice@example.org").action == "unchanged"
+    assert (len(loads), opened) == (1, ["alice"])  # the e-mail check and the issue share one index
+    loads.clear()
+    opened.clear()
+    assert issue_user(d, ca, "alice", email="alice.kim@example.org").action == "issued"  # a new e-mail
+    assert (len(loads), opened) == (1, ["alice"])  # judged and re-signed with the key opened once
+
+
+def test_marking_revoked_keeps_the_first_revocation_time() -> None:
+    first = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+    records = [
+        {"status": "valid", "revoked_at": None},
+        {"status": "superseded", "revoked_at": None},
+        {"status": "revoked", "revoked_at": "2029-06-01T00:00:00Z"},
+    ]
+    mark_revoked(records, first)
+    assert [(r["status"], r["revoked_at"]) for r in records] == [
+        ("revoked", "2030-01-01T00:00:00Z"),
+        ("revoked", "2030-01-01T00:00:00Z"),
+        ("revoked", "2029-06-01T00:00:00Z"),
+    ]
+    assert clock.parse_iso(clock.iso(first)) == first
 
 
 # --------------------------------------------------------------------------- bad input
@@ -513,21 +555,21 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(
     assert snapshot(d) == before
 
 
-def test_library_validates_before_writing(d: Path, ca: pki.CA) -> None:
+def test_library_validates_before_writing(d: Path, ca: CA) -> None:
     before = snapshot(d)
     with pytest.raises(SvpnError, match="SAN 'a_b' is not a valid DNS name"):
-        pki.issue_server(d, ca, "gw1", ["gw1.example.org", "a_b"])
+        issue_server(d, ca, "gw1", ["gw1.example.org", "a_b"])
     with pytest.raises(SvpnError, match="email"):
-        pki.issue_user(d, ca, "alice", email="nope")
+        issue_user(d, ca, "alice", email="nope")
     assert snapshot(d) == before
 
 
 # --------------------------------------------------------------------------- revocation, CRL
 
 
-def test_revoke_writes_a_crl_with_the_serial(d: Path, ca: pki.CA, run: Run) -> None:
-    alice = pki.issue_user(d, ca, "alice")
-    bob = pki.issue_user(d, ca, "bob")
+def test_revoke_writes_a_crl_with_the_serial(d: Path, ca: CA, run: Run) -> None:
+    alice = issue_user(d, ca, "alice")
+    bob = issue_user(d, ca, "bob")
     code, out, err = run("pki", "revoke", "alice", "--dir", d)
     assert code == 0 and out.startswith("revoked: user alice") and err == ""
     crl = x509.load_pem_x509_crl((d / "crl.pem").read_bytes())
@@ -547,8 +589,8 @@ def test_revoke_writes_a_crl_with_the_serial(d: Path, ca: pki.CA, run: Run) -> N
     assert dt.timedelta(days=3) - dt.timedelta(minutes=1) < ahead <= dt.timedelta(days=3)
 
 
-def test_revoke_twice_is_unchanged(d: Path, ca: pki.CA, run: Run) -> None:
-    pki.issue_user(d, ca, "alice")
+def test_revoke_twice_is_unchanged(d: Path, ca: CA, run: Run) -> None:
+    issue_user(d, ca, "alice")
     run("pki", "revoke", "alice", "--dir", d)
     before = snapshot(d)
     code, out, err = run("pki", "revoke", "alice", "--dir", d)
@@ -566,18 +608,18 @@ def test_revoke_unknown_id(d: Path, run: Run) -> None:
     assert snapshot(d) == before
 
 
-def test_revoked_user_is_not_reissued(d: Path, ca: pki.CA, run: Run) -> None:
-    pki.issue_user(d, ca, "alice")
-    pki.revoke(d, ca, "alice")
+def test_revoked_user_is_not_reissued(d: Path, ca: CA, run: Run) -> None:
+    issue_user(d, ca, "alice")
+    revoke(d, ca, "alice")
     before = snapshot(d)
     code, _, err = run("pki", "user", "alice", "--dir", d)
     assert code == 2 and "revoked" in one_line_error(err)
     assert snapshot(d) == before
 
 
-def test_revoking_a_server_also_revokes_its_superseded_certificates(d: Path, ca: pki.CA, run: Run) -> None:
-    old = pki.issue_server(d, ca, "gw1", ["a.example.org"])
-    new = pki.issue_server(d, ca, "gw1", ["b.example.org"])  # same key as `old`
+def test_revoking_a_server_also_revokes_its_superseded_certificates(d: Path, ca: CA, run: Run) -> None:
+    old = issue_server(d, ca, "gw1", ["a.example.org"])
+    new = issue_server(d, ca, "gw1", ["b.example.org"])  # same key as `old`
     code, out, _ = run("pki", "revoke", "gw1", "--server", "--dir", d)
     assert code == 0 and out.startswith("revoked: server gw1")
     crl = x509.load_pem_x509_crl((d / "crl.pem").read_bytes())
@@ -588,11 +630,11 @@ def test_revoking_a_server_also_revokes_its_superseded_certificates(d: Path, ca:
 # --------------------------------------------------------------------------- list
 
 
-def test_list_json_and_table(d: Path, ca: pki.CA, run: Run) -> None:
-    srv = pki.issue_server(d, ca, "gw1", ["gw1.example.org"])
-    alice = pki.issue_user(d, ca, "alice")
-    pki.issue_user(d, ca, "bob")
-    pki.revoke(d, ca, "bob")
+def test_list_json_and_table(d: Path, ca: CA, run: Run) -> None:
+    srv = issue_server(d, ca, "gw1", ["gw1.example.org"])
+    alice = issue_user(d, ca, "alice")
+    issue_user(d, ca, "bob")
+    revoke(d, ca, "bob")
     code, out, err = run("pki", "list", "--json", "--dir", d)
     assert (code, err) == (0, "")
     rows = json.loads(out)
@@ -635,14 +677,14 @@ def test_the_passphrase_is_never_printed_nor_written(tmp_path: Path, run: Run) -
 # --------------------------------------------------------------------------- strongSwan accepts them
 
 
-def test_strongswan_pki_verifies_our_certificates(d: Path, ca: pki.CA, tmp_path: Path) -> None:
+def test_strongswan_pki_verifies_our_certificates(d: Path, ca: CA, tmp_path: Path) -> None:
     tool = Path("/usr/bin/pki")
     if not tool.exists():
         pytest.skip("/usr/bin/pki (Debian package strongswan-pki) is not installed")
-    pki.issue_server(d, ca, "gw1", ["gw1.example.org"])
-    pki.issue_user(d, ca, "alice", email="alice@example.org")
-    pki.issue_user(d, ca, "mallory")
-    pki.revoke(d, ca, "mallory")
+    issue_server(d, ca, "gw1", ["gw1.example.org"])
+    issue_user(d, ca, "alice", email="alice@example.org")
+    issue_user(d, ca, "mallory")
+    revoke(d, ca, "mallory")
     env = {**os.environ, "LANG": "C"}
 
     def verify(*args: str | Path) -> subprocess.CompletedProcess[str]:
@@ -660,7 +702,7 @@ def test_strongswan_pki_verifies_our_certificates(d: Path, ca: pki.CA, tmp_path:
     assert "certificate was revoked" in res.stdout + res.stderr
     # and an unrelated CA does not vouch for them
     other = tmp_path / "other"
-    pki.init_ca(other, "Other CA", PASS, key_type="ecdsa256")
+    init_ca(other, "Other CA", PASS, key_type="ecdsa256")
     res = verify("--in", d / "users/alice.crt", "--cacert", other / "ca/ca.crt")
     assert res.returncode != 0
 
@@ -668,11 +710,11 @@ def test_strongswan_pki_verifies_our_certificates(d: Path, ca: pki.CA, tmp_path:
 def test_parallel_issuing_keeps_every_certificate_in_the_index(tmp_path: Path) -> None:
     """Playbooks issue many hosts' certificates at once: every one must land in index.json."""
     pki_dir = tmp_path / "pki"
-    pki.init_ca(pki_dir, "Parallel CA", "parallel-passphrase")
+    init_ca(pki_dir, "Parallel CA", "parallel-passphrase")
     env = {
         **os.environ,
         "SVPN_CA_PASSPHRASE": "parallel-passphrase",
-        "PYTHONPATH": str(Path(pki.__file__).parents[1]),
+        "PYTHONPATH": str(Path(clock.__file__).parents[2]),  # scripts/
     }
     procs = [
         subprocess.Popen(
@@ -684,15 +726,15 @@ def test_parallel_issuing_keeps_every_certificate_in_the_index(tmp_path: Path) -
         for i in range(8)
     ]
     assert all(proc.wait(timeout=60) == 0 for proc in procs)
-    names = {row["cn"] for row in pki.list_certs(pki_dir) if row["kind"] == "user"}
+    names = {row["cn"] for row in list_certs(pki_dir) if row["kind"] == "user"}
     assert names == {f"user{i}" for i in range(8)}
 
 
 # --------------------------------------------------------------------------- one e-mail, one ID
 
 
-def test_an_email_another_valid_user_holds_is_refused_ignoring_case(d: Path, ca: pki.CA, run: Run) -> None:
-    alice = pki.issue_user(d, ca, "alice", email="Alice@Example.org")
+def test_an_email_another_valid_user_holds_is_refused_ignoring_case(d: Path, ca: CA, run: Run) -> None:
+    alice = issue_user(d, ca, "alice", email="Alice@Example.org")
     before = snapshot(d)
     code, out, err = run("pki", "user", "alice2", "--email", "ALICE@example.ORG", "--dir", d)
     assert code == 2 and out == ""
@@ -703,12 +745,12 @@ def test_an_email_another_valid_user_holds_is_refused_ignoring_case(d: Path, ca:
     )
     assert snapshot(d) == before
     with pytest.raises(SvpnError, match="already belongs to user 'alice'"):
-        pki.issue_user(d, ca, "alice2", email="alice@example.org", index=pki.Index.load(d))
+        issue_user(d, ca, "alice2", email="alice@example.org", index=Index.load(d))
     # the holder itself keeps its address; another address is fine; a revoked holder frees it
-    assert pki.issue_user(d, ca, "alice", email="Alice@example.org").action == "unchanged"
-    assert pki.issue_user(d, ca, "bob", email="bob@example.org").action == "issued"
-    pki.revoke(d, ca, "alice")
-    assert pki.issue_user(d, ca, "alice2", email="alice@example.org").action == "issued"
+    assert issue_user(d, ca, "alice", email="Alice@example.org").action == "unchanged"
+    assert issue_user(d, ca, "bob", email="bob@example.org").action == "issued"
+    revoke(d, ca, "alice")
+    assert issue_user(d, ca, "alice2", email="alice@example.org").action == "issued"
 
 
 # --------------------------------------------------------------------------- expiry warnings
@@ -718,15 +760,15 @@ def crl_next_update(d: Path) -> dt.datetime:
     return x509.load_pem_x509_crl((d / "crl.pem").read_bytes()).next_update_utc
 
 
-def warned(d: Path, now: dt.datetime, days: int = 14, crl_days: int = 3) -> dict[str, pki.ExpiryWarning]:
-    return {f"{w.kind}:{w.name}": w for w in pki.expiry_warnings(d, now, days, crl_days)}
+def warned(d: Path, now: dt.datetime, days: int = 14, crl_days: int = 3) -> dict[str, ExpiryWarning]:
+    return {f"{w.kind}:{w.name}": w for w in expiry_warnings(d, now, days, crl_days)}
 
 
-def test_expiry_warnings_for_the_ca_and_servers_at_n_plus_and_minus_one_day(d: Path, ca: pki.CA) -> None:
-    pki.issue_server(d, ca, "gw1", ["gw1.example.org"], days=100)
-    pki.issue_server(d, ca, "gw2", ["gw2.example.org"], days=100)
-    pki.revoke(d, ca, "gw2", kind="server")  # a revoked server is nobody's concern
-    pki.issue_user(d, ca, "alice", days=1)  # users are not checked here (`users sync` renews them)
+def test_expiry_warnings_for_the_ca_and_servers_at_n_plus_and_minus_one_day(d: Path, ca: CA) -> None:
+    issue_server(d, ca, "gw1", ["gw1.example.org"], days=100)
+    issue_server(d, ca, "gw2", ["gw2.example.org"], days=100)
+    revoke(d, ca, "gw2", kind="server")  # a revoked server is nobody's concern
+    issue_user(d, ca, "alice", days=1)  # users are not checked here (`users sync` renews them)
     gw1 = cert(d / "servers/gw1.crt").not_valid_after_utc
     ca_end = ca.cert.not_valid_after_utc
 
@@ -754,7 +796,7 @@ def test_expiry_warnings_for_the_ca_and_servers_at_n_plus_and_minus_one_day(d: P
     assert "server:gw1" not in warned(d, gw1 - dt.timedelta(days=13), days=12)
 
 
-def test_expiry_warnings_for_the_crl_use_their_own_window(d: Path, ca: pki.CA) -> None:
+def test_expiry_warnings_for_the_crl_use_their_own_window(d: Path, ca: CA) -> None:
     end = crl_next_update(d)  # init wrote a 7-day CRL
     assert warned(d, end - dt.timedelta(days=4)) == {}  # 14 days for certificates, 3 for the CRL
     near = warned(d, end - dt.timedelta(days=2))["crl:crl"]
@@ -771,7 +813,7 @@ def test_expiry_warnings_for_the_crl_use_their_own_window(d: Path, ca: pki.CA) -
 
 def test_expiry_warnings_need_a_ca(tmp_path: Path) -> None:
     with pytest.raises(SvpnError, match="no CA in"):
-        pki.expiry_warnings(tmp_path, dt.datetime.now(dt.UTC))
+        expiry_warnings(tmp_path, dt.datetime.now(dt.UTC))
 
 
 def test_pki_check_exit_codes_lines_and_json(d: Path, run: Run) -> None:
@@ -798,7 +840,7 @@ def test_pki_check_exit_codes_lines_and_json(d: Path, run: Run) -> None:
     assert (code, json.loads(out), err) == (0, [], "")
 
 
-def test_the_other_pki_commands_warn_on_stderr_after_they_work(d: Path, ca: pki.CA, run: Run) -> None:
+def test_the_other_pki_commands_warn_on_stderr_after_they_work(d: Path, ca: CA, run: Run) -> None:
     code, out, err = run("pki", "crl", "--days", "1", "--dir", d)
     assert code == 0 and out == f"written: {d / 'crl.pem'}\n"
     assert err.startswith("svpn: warning: CRL expires on ") and len(err.splitlines()) == 1

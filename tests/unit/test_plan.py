@@ -1,4 +1,4 @@
-"""svpn.planning.plan: inputs, sizing, pool carving (with properties), addresses, tuning, growth."""
+"""svpn.planning (inputs, sizing, pool carving with properties, layout, tuning, growth, report)."""
 
 from __future__ import annotations
 
@@ -14,14 +14,20 @@ from hypothesis import strategies as st
 from svpn.core.errors import SvpnError
 from svpn.farm import proposals
 from svpn.farm.buckets import bucket_owners
-from svpn.planning import plan as planlib
-from svpn.planning.plan import ExistingFarm, carve_pools, make_plan, resolve_input
+from svpn.planning.defaults import DEFAULT_ESP_PROPOSALS, DEFAULT_INPUT
+from svpn.planning.inputs import calibration_layer, plan_file_layer, resolve_input
+from svpn.planning.layout import carve_pools
+from svpn.planning.model import ExistingFarm, Plan, PlanInput, input_hash
+from svpn.planning.plan import make_plan
+from svpn.planning.report import plan_data, plan_text
+from svpn.planning.sizing import failover_share, pool_prefix_for, size_farm
+from svpn.planning.tuning import Tuning, tuning_for
 
 Net = ipaddress.IPv4Network
 quick = settings(max_examples=40, deadline=None)
 
 
-def inp(**values: Any) -> planlib.PlanInput:
+def inp(**values: Any) -> PlanInput:
     values.setdefault("users", 500)
     return resolve_input([(values, "test")])
 
@@ -60,9 +66,7 @@ def test_later_layers_win_and_limits_remember_who_set_them() -> None:
 
 
 def test_integral_floats_become_ints_so_the_hash_does_not_depend_on_the_flag_type() -> None:
-    assert planlib.input_hash(inp(concurrency_percent=80.0)) == planlib.input_hash(
-        inp(concurrency_percent=80)
-    )
+    assert input_hash(inp(concurrency_percent=80.0)) == input_hash(inp(concurrency_percent=80))
 
 
 @pytest.mark.parametrize(
@@ -161,13 +165,11 @@ def test_every_proposal_problem_is_named_at_once() -> None:
 
 
 def test_esp_without_pfs_needs_the_farms_opt_out() -> None:
-    assert planlib.DEFAULT_INPUT["esp_pfs_optional"] is False
-    assert all(proposals.parse(text, "esp").dh for text in planlib.DEFAULT_ESP_PROPOSALS)
+    assert DEFAULT_INPUT["esp_pfs_optional"] is False
+    assert all(proposals.parse(text, "esp").dh for text in DEFAULT_ESP_PROPOSALS)
     legacy = inp(esp_proposals=["aes256gcm16-ecp384", "aes128gcm16"], esp_pfs_optional=True)
     assert legacy.esp_pfs_optional and legacy.esp_proposals == ("aes256gcm16-ecp384", "aes128gcm16")
-    assert planlib.input_hash(legacy) != planlib.input_hash(
-        inp(esp_proposals=["aes256gcm16-ecp384", "aes128gcm16-ecp256"])
-    )
+    assert input_hash(legacy) != input_hash(inp(esp_proposals=["aes256gcm16-ecp384", "aes128gcm16-ecp256"]))
     with pytest.raises(SvpnError, match="is refused by the crypto policy"):  # the opt-out is for PFS only
         inp(esp_proposals=["3des-sha256"], esp_pfs_optional=True)
     with pytest.raises(
@@ -180,10 +182,10 @@ def test_unknown_plan_file_key_lists_the_valid_ones() -> None:
     with pytest.raises(
         SvpnError, match=r"plan file p\.yml: unknown key 'user'; valid keys: users, concurrency"
     ):
-        planlib.plan_file_layer({"user": 5}, "plan file p.yml")
+        plan_file_layer({"user": 5}, "plan file p.yml")
     with pytest.raises(SvpnError, match="expected a mapping"):
-        planlib.plan_file_layer([1, 2], "plan file p.yml")
-    assert planlib.plan_file_layer(None, "x") == {}
+        plan_file_layer([1, 2], "plan file p.yml")
+    assert plan_file_layer(None, "x") == {}
 
 
 def test_calibration_keys_and_types_are_checked() -> None:
@@ -193,19 +195,19 @@ def test_calibration_keys_and_types_are_checked() -> None:
         "esp_gbps_per_core": 2,
         "rss_kib_per_user": 30,
     }
-    assert planlib.calibration_layer(good, "cal") == good
+    assert calibration_layer(good, "cal") == good
     with pytest.raises(SvpnError, match=r"cal: unknown key 'sessions'; valid keys: ike_sas_per_node"):
-        planlib.calibration_layer({"sessions": 1}, "cal")
+        calibration_layer({"sessions": 1}, "cal")
     with pytest.raises(
         SvpnError, match=r"cal: ike_sas_per_node is 8000\.5; give a whole number greater than 0"
     ):
-        planlib.calibration_layer({"ike_sas_per_node": 8000.5}, "cal")
+        calibration_layer({"ike_sas_per_node": 8000.5}, "cal")
     with pytest.raises(SvpnError, match=r"cal: setup_rate_per_core is '250'; give a number greater than 0"):
-        planlib.calibration_layer({"setup_rate_per_core": "250"}, "cal")
+        calibration_layer({"setup_rate_per_core": "250"}, "cal")
     with pytest.raises(SvpnError, match=r"cal: rss_kib_per_user is True"):
-        planlib.calibration_layer({"rss_kib_per_user": True}, "cal")
+        calibration_layer({"rss_kib_per_user": True}, "cal")
     with pytest.raises(SvpnError, match="expected a JSON object"):
-        planlib.calibration_layer([], "cal")
+        calibration_layer([], "cal")
 
 
 # --------------------------------------------------------------------------- sizing
@@ -226,7 +228,7 @@ def test_calibration_keys_and_types_are_checked() -> None:
     ],
 )
 def test_node_count_and_the_limit_that_binds(values: dict[str, Any], nodes: int, binding: str) -> None:
-    sizing = planlib.size_farm(inp(**values))
+    sizing = size_farm(inp(**values))
     assert (sizing.node_count, sizing.binding) == (nodes, binding)
     assert f"{binding} binds" in sizing.reason
 
@@ -234,34 +236,34 @@ def test_node_count_and_the_limit_that_binds(values: dict[str, Any], nodes: int,
 def test_exact_arithmetic_never_rounds_a_whole_node_up() -> None:
     # 0.3 Gbps NIC / 0.3 Mbps per user is exactly 1,000 users per node; with floats it is 1000.0000000000001.
     p = inp(users=1000, nic_gbps=0.3, headroom_percent=0, ike_sas_per_node=10**6)
-    assert planlib.size_farm(p).base_nodes == 1
+    assert size_farm(p).base_nodes == 1
     assert inp(users=3, concurrency_percent=33.3).concurrent == 1  # ceil(0.999)
 
 
 def test_failover_share_follows_the_bucket_table() -> None:
-    assert planlib.failover_share(10000, 4, 1) == math.ceil(10000 * 86 / 256) == 3360
-    assert planlib.failover_share(500, 2, 1) == 500
+    assert failover_share(10000, 4, 1) == math.ceil(10000 * 86 / 256) == 3360
+    assert failover_share(500, 2, 1) == 500
     for concurrent, nodes, failed in itertools.product([1, 7, 999, 10000], range(2, 12), [1, 2]):
         if nodes > failed:
-            share = planlib.failover_share(concurrent, nodes, failed)
+            share = failover_share(concurrent, nodes, failed)
             assert share >= math.ceil(concurrent / (nodes - failed))
     with pytest.raises(SvpnError, match="cannot lose 2"):
-        planlib.failover_share(10, 2, 2)
+        failover_share(10, 2, 2)
 
 
 @pytest.mark.parametrize(
     ("addresses", "prefix"), [(1, 30), (2, 30), (3, 29), (254, 24), (255, 23), (4200, 19)]
 )
 def test_pool_prefix_is_the_smallest_pool_that_holds_the_addresses(addresses: int, prefix: int) -> None:
-    assert planlib.pool_prefix_for(addresses) == prefix
+    assert pool_prefix_for(addresses) == prefix
 
 
 def test_tuning_values() -> None:
-    tuning = planlib.tuning_for(cores=4, pool_addresses=8190, setup_rate_per_core=370)
-    assert tuning == planlib.Tuning(32, 8192, 32, 3000, 1500, 50)
-    small = planlib.tuning_for(cores=1, pool_addresses=30, setup_rate_per_core=10)
-    assert small == planlib.Tuning(16, 256, 16, 100, 50, 50)
-    huge = planlib.tuning_for(cores=64, pool_addresses=10**6, setup_rate_per_core=370)
+    tuning = tuning_for(cores=4, pool_addresses=8190, setup_rate_per_core=370)
+    assert tuning == Tuning(32, 8192, 32, 3000, 1500, 50)
+    small = tuning_for(cores=1, pool_addresses=30, setup_rate_per_core=10)
+    assert small == Tuning(16, 256, 16, 100, 50, 50)
+    huge = tuning_for(cores=64, pool_addresses=10**6, setup_rate_per_core=370)
     assert (huge.threads, huge.ikesa_table_size, huge.ikesa_table_segments) == (128, 65536, 128)
 
 
@@ -408,7 +410,7 @@ def test_a_tiny_inside_network_is_refused() -> None:
         make_plan(inp(inside_network="198.18.71.0/28"))
 
 
-def _existing(farm: planlib.Plan) -> ExistingFarm:
+def _existing(farm: Plan) -> ExistingFarm:
     from dataclasses import replace
 
     return ExistingFarm(
@@ -441,7 +443,7 @@ def test_growth_raises_the_node_count_when_existing_pools_are_small() -> None:
     small = make_plan(inp(users=500))  # two /22 pools (1,022 addresses)
     grown = make_plan(inp(users=2000), _existing(small))
     # capacity alone asks for 2 nodes; each survivor's share must fit 1,022 addresses with 25 % headroom
-    assert planlib.size_farm(inp(users=2000)).node_count == 2
+    assert size_farm(inp(users=2000)).node_count == 2
     assert grown.node_count == 4
     assert "smallest existing pool (1,022 addresses)" in grown.sizing.reason
     assert grown.pools.needed <= 1022
@@ -471,9 +473,9 @@ def test_growth_refuses_to_move_the_load_balancers() -> None:
 
 def test_text_and_json_views() -> None:
     farm = make_plan(inp(users=10000))
-    text = planlib.plan_text(farm)
+    text = plan_text(farm)
     assert "Nodes: 4 (3 nodes carry 10,000 concurrent users" in text and "sessions binds" in text
     assert "conc4   pool 198.19.96.0/19" in text
-    data = planlib.plan_data(farm)
+    data = plan_data(farm)
     assert data["node_count"] == 4 and data["binding"] == "sessions" and data["pools"]["prefix"] == 19
     assert data["input"]["users"] == 10000 and len(data["input_sha256"]) == 64

@@ -18,7 +18,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from svpn.access import guides, pki, profiles
+from svpn.access import bundle, guides, profiles
+from svpn.access.ca import CA, load_ca
+from svpn.access.ca_setup import init_ca
+from svpn.access.certs import PrivateKey
+from svpn.access.issuing import issue_user
+from svpn.access.user_keys import read_user_key
+from svpn.access.validation import validate_email
 from svpn.core.errors import SvpnError
 from svpn.farm import proposals
 
@@ -54,42 +60,42 @@ def inventory(tmp_path: Path, mode: str = "split", text: str | None = None) -> P
 
 
 @pytest.fixture
-def ca(tmp_path: Path) -> pki.CA:
-    pki.init_ca(tmp_path / "pki", "Test VPN CA", PASS, key_type="ecdsa256")
-    return pki.load_ca(tmp_path / "pki", PASS)
+def ca(tmp_path: Path) -> CA:
+    init_ca(tmp_path / "pki", "Test VPN CA", PASS, key_type="ecdsa256")
+    return load_ca(tmp_path / "pki", PASS)
 
 
 @pytest.fixture
-def ctx(tmp_path: Path, ca: pki.CA) -> profiles.BundleContext:
-    settings = profiles.load_farm_settings(inventory(tmp_path))
-    return profiles.BundleContext.create(settings, ca.cert.public_bytes(serialization.Encoding.PEM))
+def ctx(tmp_path: Path, ca: CA) -> bundle.BundleContext:
+    settings = bundle.load_farm_settings(inventory(tmp_path))
+    return bundle.BundleContext.create(settings, ca.cert.public_bytes(serialization.Encoding.PEM))
 
 
 @pytest.fixture
-def issued(tmp_path: Path, ca: pki.CA) -> tuple[pki.PrivateKey, x509.Certificate]:
-    result = pki.issue_user(tmp_path / "pki", ca, "jkim", email="jkim@city.example.kr", name="Kim Jiwoo")
-    key = pki.read_user_key(tmp_path / "pki", ca.user_kek(), "jkim")
+def issued(tmp_path: Path, ca: CA) -> tuple[PrivateKey, x509.Certificate]:
+    result = issue_user(tmp_path / "pki", ca, "jkim", email="jkim@city.example.kr", name="Kim Jiwoo")
+    key = read_user_key(tmp_path / "pki", ca.user_kek(), "jkim")
     return key, x509.load_pem_x509_certificate(result.cert_path.read_bytes())
 
 
-USER = profiles.UserInfo("jkim", "O'Kim & <Jiwoo>", "jkim@city.example.kr", "IT")
+USER = bundle.UserInfo("jkim", "O'Kim & <Jiwoo>", "jkim@city.example.kr", "IT")
 
 
 # --------------------------------------------------------------------------- farm settings
 
 
 def test_the_lab_inventory_gives_valid_farm_settings() -> None:
-    settings = profiles.load_farm_settings(REPO / "inventories" / "lab")
+    settings = bundle.load_farm_settings(REPO / "inventories" / "lab")
     assert settings.vpn_name and settings.ike_proposals and settings.esp_proposals
     proposals.for_clients(settings.ike_proposals, settings.esp_proposals)
 
 
 def test_farm_settings_are_read_and_derived(tmp_path: Path) -> None:
-    split = profiles.load_farm_settings(inventory(tmp_path))
+    split = bundle.load_farm_settings(inventory(tmp_path))
     assert split.internal_networks == ("198.18.2.0/24", "198.18.3.0/24")
     assert split.remote_ts == split.internal_networks
     assert split.server_name_for_windows == "vpn.svpn.test"  # the address is an IP: dial the name
-    full = profiles.load_farm_settings(inventory(tmp_path, "full"))
+    full = bundle.load_farm_settings(inventory(tmp_path, "full"))
     assert full.remote_ts == ("0.0.0.0/0",)
     assert split.fingerprint() != full.fingerprint()
 
@@ -116,39 +122,39 @@ def test_bad_farm_settings_are_one_line_errors(
 ) -> None:
     text = (ALL_YML % {"mode": "split"}).replace(*change)
     if needle is None:  # still valid: Windows uses the first proposal
-        profiles.load_farm_settings(inventory(tmp_path, text=text))
+        bundle.load_farm_settings(inventory(tmp_path, text=text))
         return
     with pytest.raises(SvpnError) as err:
-        profiles.load_farm_settings(inventory(tmp_path, text=text))
+        bundle.load_farm_settings(inventory(tmp_path, text=text))
     assert needle in str(err.value) and "\n" not in str(err.value)
 
 
 OPT_OUT = "svpn_esp_pfs_optional: true\n"
 
 
-def test_a_legacy_farm_may_opt_out_of_pfs_but_not_out_of_the_allowlist(tmp_path: Path, ca: pki.CA) -> None:
+def test_a_legacy_farm_may_opt_out_of_pfs_but_not_out_of_the_allowlist(tmp_path: Path, ca: CA) -> None:
     legacy = (ALL_YML % {"mode": "split"}).replace("- aes128gcm16-ecp256", "- aes128gcm16")
     with pytest.raises(
         SvpnError, match=r"all\.yml: svpn_esp_proposals: ESP proposal 'aes128gcm16' has no DH"
     ):
-        profiles.load_farm_settings(inventory(tmp_path, text=legacy))
-    settings = profiles.load_farm_settings(inventory(tmp_path, text=legacy + OPT_OUT))
+        bundle.load_farm_settings(inventory(tmp_path, text=legacy))
+    settings = bundle.load_farm_settings(inventory(tmp_path, text=legacy + OPT_OUT))
     assert settings.esp_pfs_optional and settings.esp_proposals == ("aes256gcm16-ecp384", "aes128gcm16")
-    ctx = profiles.BundleContext.create(settings, ca.cert.public_bytes(serialization.Encoding.PEM))
+    ctx = bundle.BundleContext.create(settings, ca.cert.public_bytes(serialization.Encoding.PEM))
     assert "esp_proposals = aes256gcm16-ecp384, aes128gcm16" in profiles.swanctl_conf(ctx, USER).decode()
     # the opt-out changes no profile, so it does not change the fingerprint either
-    strict = profiles.load_farm_settings(inventory(tmp_path))
-    relaxed = profiles.load_farm_settings(inventory(tmp_path, text=ALL_YML % {"mode": "split"} + OPT_OUT))
+    strict = bundle.load_farm_settings(inventory(tmp_path))
+    relaxed = bundle.load_farm_settings(inventory(tmp_path, text=ALL_YML % {"mode": "split"} + OPT_OUT))
     assert relaxed.esp_pfs_optional and not strict.esp_pfs_optional
     assert relaxed.fingerprint() == strict.fingerprint()
     weak = legacy.replace("- aes128gcm16\n", "- aes128gcm16-sha1\n") + OPT_OUT
     with pytest.raises(SvpnError, match="is refused by the crypto policy"):
-        profiles.load_farm_settings(inventory(tmp_path, text=weak))
+        bundle.load_farm_settings(inventory(tmp_path, text=weak))
 
 
 def test_farm_settings_made_any_other_way_keep_the_policy_too() -> None:
     with pytest.raises(SvpnError, match="has no DH group"):
-        profiles.FarmSettings(
+        bundle.FarmSettings(
             "vpn.svpn.test",
             "198.18.1.10",
             "split",
@@ -161,7 +167,7 @@ def test_farm_settings_made_any_other_way_keep_the_policy_too() -> None:
 
 def test_missing_inventory_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(SvpnError, match=r"has no group_vars/all\.yml"):
-        profiles.load_farm_settings(tmp_path / "nowhere")
+        bundle.load_farm_settings(tmp_path / "nowhere")
 
 
 # --------------------------------------------------------------------------- secrets
@@ -182,7 +188,7 @@ def test_generated_passwords_have_at_least_96_bits_and_differ() -> None:
     assert all(pattern.match(p) for p in seen)
 
 
-def test_pkcs12_loads_back_with_its_password(issued, ca: pki.CA) -> None:
+def test_pkcs12_loads_back_with_its_password(issued, ca: CA) -> None:
     key, cert = issued
     data = profiles.build_p12("jkim", key, cert, ca.cert, "abcde-fghjk-mnpqr-stuvw")
     loaded_key, loaded_cert, extra = pkcs12.load_key_and_certificates(data, b"abcde-fghjk-mnpqr-stuvw")
@@ -195,7 +201,7 @@ def test_pkcs12_loads_back_with_its_password(issued, ca: pki.CA) -> None:
         pkcs12.load_key_and_certificates(data, b"wrong")
 
 
-def test_legacy_pkcs12_uses_3des_and_still_loads(issued, ca: pki.CA) -> None:
+def test_legacy_pkcs12_uses_3des_and_still_loads(issued, ca: CA) -> None:
     key, cert = issued
     data = profiles.build_p12("jkim", key, cert, ca.cert, "pw-pw", legacy=True)
     assert OID_3DES_PBE in data and OID_AES256_CBC not in data
@@ -215,7 +221,7 @@ def test_encrypted_key_pem_needs_the_password(issued) -> None:
 # --------------------------------------------------------------------------- profiles
 
 
-def test_mobileconfig_is_a_plist_with_the_mapped_proposals(ctx: profiles.BundleContext, ca: pki.CA) -> None:
+def test_mobileconfig_is_a_plist_with_the_mapped_proposals(ctx: bundle.BundleContext, ca: CA) -> None:
     p12 = b"\x00\x01fake-pkcs12\xff" * 40
     data = profiles.mobileconfig(ctx, USER, p12)
     profile = plistlib.loads(data)
@@ -248,12 +254,12 @@ def test_mobileconfig_is_a_plist_with_the_mapped_proposals(ctx: profiles.BundleC
     assert vpn["DNS"]["ServerAddresses"] == ["198.18.2.53"]
     uuids = [profile["PayloadUUID"], root["PayloadUUID"], cert["PayloadUUID"], vpn["PayloadUUID"]]
     assert len(set(uuids)) == 4
-    other = plistlib.loads(profiles.mobileconfig(ctx, profiles.UserInfo("mlee", "Lee", "m@x.example"), p12))
+    other = plistlib.loads(profiles.mobileconfig(ctx, bundle.UserInfo("mlee", "Lee", "m@x.example"), p12))
     assert other["PayloadUUID"] != profile["PayloadUUID"]
     assert profiles.mobileconfig(ctx, USER, p12) == data  # stable: a re-import replaces, not duplicates
 
 
-def test_sswan_is_json_for_the_strongswan_app(ctx: profiles.BundleContext, ca: pki.CA) -> None:
+def test_sswan_is_json_for_the_strongswan_app(ctx: bundle.BundleContext, ca: CA) -> None:
     p12 = b"fake-p12"
     profile = json.loads(profiles.sswan(ctx, USER, p12))
     assert profile["type"] == "ikev2-cert"
@@ -269,9 +275,9 @@ def test_sswan_is_json_for_the_strongswan_app(ctx: profiles.BundleContext, ca: p
     assert re.fullmatch(r"[0-9a-f-]{36}", profile["uuid"])
 
 
-def test_full_tunnel_profiles_route_everything(tmp_path: Path, ca: pki.CA) -> None:
-    settings = profiles.load_farm_settings(inventory(tmp_path, "full"))
-    ctx = profiles.BundleContext.create(settings, ca.cert.public_bytes(serialization.Encoding.PEM))
+def test_full_tunnel_profiles_route_everything(tmp_path: Path, ca: CA) -> None:
+    settings = bundle.load_farm_settings(inventory(tmp_path, "full"))
+    ctx = bundle.BundleContext.create(settings, ca.cert.public_bytes(serialization.Encoding.PEM))
     assert "split-tunneling" not in json.loads(profiles.sswan(ctx, USER, b"x"))
     ps1 = profiles.windows_ps1(ctx, USER).decode("utf-8-sig")
     assert "-SplitTunneling" not in ps1 and "Add-VpnConnectionRoute" not in ps1
@@ -279,7 +285,7 @@ def test_full_tunnel_profiles_route_everything(tmp_path: Path, ca: pki.CA) -> No
     assert "never-default" not in profiles.nmconnection(ctx, USER).decode()
 
 
-def test_windows_script_sets_the_mapped_ipsec_configuration(ctx: profiles.BundleContext) -> None:
+def test_windows_script_sets_the_mapped_ipsec_configuration(ctx: bundle.BundleContext) -> None:
     raw = profiles.windows_ps1(ctx, USER)
     assert raw.startswith(b"\xef\xbb\xbf")  # UTF-8 BOM for Windows PowerShell 5.1
     text = raw.decode("utf-8-sig")
@@ -294,7 +300,7 @@ def test_windows_script_sets_the_mapped_ipsec_configuration(ctx: profiles.Bundle
     assert text.count("Add-VpnConnectionRoute") == 2
 
 
-def test_networkmanager_keyfile(ctx: profiles.BundleContext) -> None:
+def test_networkmanager_keyfile(ctx: bundle.BundleContext) -> None:
     parser = configparser.ConfigParser(interpolation=None)
     parser.read_string(profiles.nmconnection(ctx, USER).decode())
     vpn = parser["vpn"]
@@ -314,7 +320,7 @@ def test_networkmanager_keyfile(ctx: profiles.BundleContext) -> None:
     assert parser["ipv4"]["never-default"] == "true"
 
 
-def test_swanctl_conf_carries_the_farm_proposals_unchanged(ctx: profiles.BundleContext) -> None:
+def test_swanctl_conf_carries_the_farm_proposals_unchanged(ctx: bundle.BundleContext) -> None:
     text = profiles.swanctl_conf(ctx, USER).decode()
     assert "proposals = aes256gcm16-prfsha384-ecp384, aes128gcm16-prfsha256-ecp256" in text
     assert "esp_proposals = aes256gcm16-ecp384, aes128gcm16-ecp256" in text
@@ -323,9 +329,9 @@ def test_swanctl_conf_carries_the_farm_proposals_unchanged(ctx: profiles.BundleC
     assert text.count("{") == text.count("}")
 
 
-def test_unusual_but_valid_values_survive_every_profile(ctx: profiles.BundleContext) -> None:
-    email = pki.validate_email("o'neil$x{y}#z@city.example.kr")
-    user = profiles.UserInfo("o.neil", "O'Neil $HOME <&>", email, "Dept ${x}")
+def test_unusual_but_valid_values_survive_every_profile(ctx: bundle.BundleContext) -> None:
+    email = validate_email("o'neil$x{y}#z@city.example.kr")
+    user = bundle.UserInfo("o.neil", "O'Neil $HOME <&>", email, "Dept ${x}")
     apple = plistlib.loads(profiles.mobileconfig(ctx, user, b"p12"))
     assert apple["PayloadContent"][2]["IKEv2"]["LocalIdentifier"] == email
     assert apple["PayloadDescription"].endswith(f"for O'Neil $HOME <&> <{email}>")
@@ -361,7 +367,7 @@ class _Tags(html.parser.HTMLParser):
 
 
 def test_guides_exist_per_os_in_korean_and_english_html_and_markdown(
-    ctx: profiles.BundleContext, issued
+    ctx: bundle.BundleContext, issued
 ) -> None:
     _key, cert = issued
     files = guides.render_all(ctx, USER, cert)
@@ -397,10 +403,10 @@ def test_guides_exist_per_os_in_korean_and_english_html_and_markdown(
     assert "jkim.nmconnection" in files["guides/linux.html"].decode()
 
 
-def test_guides_name_the_helpdesk_when_the_inventory_does(tmp_path: Path, ca: pki.CA, issued) -> None:
+def test_guides_name_the_helpdesk_when_the_inventory_does(tmp_path: Path, ca: CA, issued) -> None:
     text = ALL_YML % {"mode": "split"} + 'svpn_helpdesk: "helpdesk@city.example.kr, 02-120"\n'
-    settings = profiles.load_farm_settings(inventory(tmp_path, text=text))
-    ctx = profiles.BundleContext.create(settings, ca.cert.public_bytes(serialization.Encoding.PEM))
+    settings = bundle.load_farm_settings(inventory(tmp_path, text=text))
+    ctx = bundle.BundleContext.create(settings, ca.cert.public_bytes(serialization.Encoding.PEM))
     files = guides.render_all(ctx, USER, issued[1])
     text = files["guides/macos.md"].decode()
     assert "헬프데스크(helpdesk@city.example.kr, 02-120)에" in text
@@ -410,7 +416,7 @@ def test_guides_name_the_helpdesk_when_the_inventory_does(tmp_path: Path, ca: pk
 # --------------------------------------------------------------------------- bundle files
 
 
-def test_bundle_files_and_their_modes(tmp_path: Path, ctx: profiles.BundleContext, issued) -> None:
+def test_bundle_files_and_their_modes(tmp_path: Path, ctx: bundle.BundleContext, issued) -> None:
     key, cert = issued
     creds = profiles.new_credentials(ctx, "jkim", key, cert, "pw-pw")
     files = profiles.bundle_files(ctx, USER, cert, creds)

@@ -305,9 +305,9 @@ def test_for_clients_refuses_a_weak_farm_whatever_a_client_could_express() -> No
 
 
 def test_the_planners_defaults_carry_pfs_for_every_client() -> None:
-    from svpn.planning import plan as planlib
+    from svpn.planning.defaults import DEFAULT_ESP_PROPOSALS, DEFAULT_IKE_PROPOSALS
 
-    ike, esp = list(planlib.DEFAULT_IKE_PROPOSALS), list(planlib.DEFAULT_ESP_PROPOSALS)
+    ike, esp = list(DEFAULT_IKE_PROPOSALS), list(DEFAULT_ESP_PROPOSALS)
     assert proposals.policy_problems(ike, esp) == []
     assert all(proposals.parse(text, "esp").dh for text in esp)
     client = proposals.for_clients(ike, esp)

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from svpn.access import pki, roster
+from svpn.access import roster
+from svpn.access.cert_policy import USER_CERT_POLICY
+from svpn.access.validation import ID_RULE
 from svpn.core.errors import SvpnError
 
 NOW = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
@@ -174,7 +176,7 @@ def record(uid: str, days: int = 365, email: str | None = None, status: str = "v
         "email": email or f"{uid}@city.example.kr",
         "full_name": extra.get("full_name", uid.upper()),
         "department": extra.get("department", "IT"),
-        "policies": [pki.USER_CERT_POLICY.dotted_string],
+        "policies": [USER_CERT_POLICY.dotted_string],
     }
 
 
@@ -285,7 +287,7 @@ def test_ids_differing_only_in_case_cannot_both_pass(tmp_path: Path) -> None:
         "staff.csv",
         "id,name,email,department\njkim,Kim,jkim@city.example.kr,IT\nJKim,Kim,other@city.example.kr,IT\n",
     )
-    assert problems(path) == [f"{path}:3: id 'JKim' is not valid: {roster.pki.ID_RULE}"]
+    assert problems(path) == [f"{path}:3: id 'JKim' is not valid: {ID_RULE}"]
 
 
 @pytest.mark.parametrize("name", ["Kim\tJiwoo", "Kim\nJiwoo", "Kim\x07", "evil\u202efdp.exe", "a\x00b"])

@@ -20,7 +20,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from svpn.access import bench as bench_users
-from svpn.access import keystore, pki, users
+from svpn.access import bundle_records, cert_index, keystore, sync_workers, users
+from svpn.access.ca import load_ca
+from svpn.access.ca_setup import init_ca
+from svpn.access.cert_index import Index
+from svpn.access.pkidir import PkiDir
+from svpn.access.user_keys import read_user_key
+from svpn.access.validation import ID_RULE
 from svpn.core import files as fsutil
 from svpn.core.errors import SvpnError
 from svpn.farm import proposals
@@ -63,7 +69,7 @@ class Env:
 
     def options(self, roster: Path, **extra: object) -> users.SyncOptions:
         values: dict[str, object] = dict(
-            pki_dir=pki.PkiDir(self.pki),
+            pki_dir=PkiDir(self.pki),
             roster=roster,
             inventory=self.inventory,
             bundles=self.bundles,
@@ -84,8 +90,8 @@ class Env:
         with self.passwords.open(encoding="utf-8", newline="") as handle:
             return {row["id"]: row for row in csv.DictReader(handle)}
 
-    def index(self) -> pki.Index:
-        return pki.Index.load(pki.PkiDir(self.pki))
+    def index(self) -> Index:
+        return Index.load(PkiDir(self.pki))
 
     def current(self, uid: str) -> dict:
         record = self.index().current("user", uid)
@@ -95,7 +101,7 @@ class Env:
 
 @pytest.fixture
 def env(tmp_path: Path) -> Env:
-    pki.init_ca(tmp_path / "pki", "Test VPN CA", PASS, key_type="ecdsa256")
+    init_ca(tmp_path / "pki", "Test VPN CA", PASS, key_type="ecdsa256")
     inventory = tmp_path / "inventory"
     (inventory / "group_vars").mkdir(parents=True)
     (inventory / "group_vars" / "all.yml").write_text(ALL_YML)
@@ -346,8 +352,8 @@ def test_a_deleted_bundle_is_rebuilt(env: Env) -> None:
 
 
 def test_the_process_pool_path(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(users, "INLINE_BELOW", 2)
-    monkeypatch.setattr(users, "CHUNK", 2)
+    monkeypatch.setattr(sync_workers, "INLINE_BELOW", 2)
+    monkeypatch.setattr(sync_workers, "CHUNK", 2)
     rows = [(f"u{n}", f"User {n}", f"u{n}@city.example.kr", "IT") for n in range(7)]
     result = env.sync(rows, workers=2)
     assert result.summary()["add"] == 7 and result.summary()["bundles_built"] == 7
@@ -375,8 +381,8 @@ def test_bulk_writes_skip_fsync_and_sync_once_before_anything_records_them(
             events.append(Path(path).name)
 
     monkeypatch.setattr(fsutil, "atomic_write", recording_atomic)
-    monkeypatch.setattr(pki, "atomic_write", recording_atomic)
-    monkeypatch.setattr(users, "atomic_write", recording_atomic)
+    monkeypatch.setattr(cert_index, "atomic_write", recording_atomic)
+    monkeypatch.setattr(bundle_records, "atomic_write", recording_atomic)
     env.sync(STAFF)
     assert events.count("sync") == 1
     first_record = min(events.index(n) for n in ("index.json", "passwords.csv", ".svpn-bundles.json"))
@@ -407,16 +413,16 @@ def test_no_user_key_lies_in_clear_and_a_run_derives_the_kek_once(
         "mlee.key.enc",
         "spark.key.enc",
     ]
-    ca = pki.load_ca(env.pki, PASS)
-    args = users._worker_args(pki.PkiDir(env.pki), ca, ca.user_kek(), None)
+    ca = load_ca(env.pki, PASS)
+    args = sync_workers.worker_args(PkiDir(env.pki), ca, ca.user_kek())
     assert ca.user_kek() in args and PASS.encode() not in pickle.dumps(args)  # the KEK, not the passphrase
 
 
 def test_the_worker_processes_seal_and_open_keys_with_the_kek(
     env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(users, "INLINE_BELOW", 2)
-    monkeypatch.setattr(users, "CHUNK", 2)
+    monkeypatch.setattr(sync_workers, "INLINE_BELOW", 2)
+    monkeypatch.setattr(sync_workers, "CHUNK", 2)
     rows = [(f"u{n}", f"User {n}", f"u{n}@city.example.kr", "IT") for n in range(5)]
     env.sync(rows, workers=2)
     shutil.rmtree(env.bundles / "u1")
@@ -424,11 +430,11 @@ def test_the_worker_processes_seal_and_open_keys_with_the_kek(
     result = env.sync(rows, workers=2)  # new PKCS#12 files: the workers open the sealed keys
     assert sorted(b.id for b in result.bundle_changes) == ["u1", "u3"]
     assert clear_keys_under(env.pki) == []
-    kek = pki.load_ca(env.pki, PASS).user_kek()
+    kek = load_ca(env.pki, PASS).user_kek()
     for uid in ("u1", "u3"):
         password = env.passwords_by_id()[uid]["password"].encode()
         key, _cert, _more = pkcs12.load_key_and_certificates(p12_of(env, uid), password)
-        assert key is not None and key.public_key() == pki.read_user_key(env.pki, kek, uid).public_key()
+        assert key is not None and key.public_key() == read_user_key(env.pki, kek, uid).public_key()
 
 
 def test_an_older_pki_keeps_working_and_its_clear_keys_are_sealed_on_the_next_write(
@@ -444,10 +450,10 @@ def test_an_older_pki_keeps_working_and_its_clear_keys_are_sealed_on_the_next_wr
     assert "1 bundles built" in out
     assert clear_keys_under(env.pki) == []
     assert keystore.kdf_info((env.pki / "ca" / "ca.key").read_bytes()).current()
-    kek = pki.load_ca(env.pki, OLD_PASSPHRASE).user_kek()
+    kek = load_ca(env.pki, OLD_PASSPHRASE).user_kek()
     password = env.passwords_by_id()["mlee"]["password"].encode()
     key, _cert, _more = pkcs12.load_key_and_certificates(p12_of(env, "mlee"), password)
-    assert key is not None and key.public_key() == pki.read_user_key(env.pki, kek, "mlee").public_key()
+    assert key is not None and key.public_key() == read_user_key(env.pki, kek, "mlee").public_key()
 
 
 def test_profiles_build_works_on_an_older_pki_and_seals_its_keys(
@@ -488,7 +494,7 @@ def test_malformed_roster_lists_every_problem_and_changes_nothing(env: Env, run:
         f"{bad}:3: id 'jkim' is listed twice (first on line 2)",
         f"{bad}:4: email 'not-an-email' is not a valid e-mail address: expected local@domain.tld "
         "(ASCII, domain a valid DNS name with a dot)",
-        f"{bad}:5: id 'Bad!' is not valid: {pki.ID_RULE}",
+        f"{bad}:5: id 'Bad!' is not valid: {ID_RULE}",
     ]
     assert snapshot(env.pki, env.bundles, env.passwords) == before  # no revocation of mlee/spark either
 
@@ -549,7 +555,7 @@ def test_wrong_passphrase_is_one_line_and_writes_nothing(
 
 
 def test_a_second_writing_run_on_the_same_pki_is_refused(env: Env) -> None:
-    with users.exclusive(pki.PkiDir(env.pki)):
+    with users.exclusive(PkiDir(env.pki)):
         with pytest.raises(SvpnError, match="another `svpn users sync` or `svpn profiles build` is running"):
             env.sync(STAFF)
         assert env.sync(STAFF, dry_run=True).summary()["add"] == 3  # reading needs no lock
@@ -698,7 +704,7 @@ def test_passwords_csv_cells_a_spreadsheet_would_run_are_quoted_and_read_back(en
 
     with env.passwords.open(encoding="utf-8", newline="") as handle:
         cells = list(csv.reader(handle))
-    assert cells[0] == list(users.PASSWORD_COLUMNS)
+    assert cells[0] == list(bundle_records.PASSWORD_COLUMNS)
     assert [cell for row in cells for cell in row if runs_in_a_spreadsheet(cell)] == []
     written = {row[0]: (row[1], row[2]) for row in cells[1:]}
     assert written == {
@@ -710,7 +716,7 @@ def test_passwords_csv_cells_a_spreadsheet_would_run_are_quoted_and_read_back(en
         "u6": ("'Ilima Kealoha", "u6@city.example.kr"),  # harmless: as it is
         "u7": ("Park = Seo", "u7@city.example.kr"),
     }
-    loaded = users.PasswordFile.load(env.passwords).rows
+    loaded = bundle_records.PasswordFile.load(env.passwords).rows
     assert {uid: (row["name"], row["email"]) for uid, row in loaded.items()} == {
         r[0]: (r[1], r[2]) for r in NASTY
     }
@@ -727,28 +733,30 @@ def test_passwords_csv_cells_a_spreadsheet_would_run_are_quoted_and_read_back(en
 )  # fmt: skip
 def test_every_cell_round_trips_through_a_real_csv_file(tmp_path: Path, value: str) -> None:
     path = tmp_path / "passwords.csv"
-    out = users.PasswordFile(path)
-    row = dict.fromkeys(users.PASSWORD_COLUMNS, value)
+    out = bundle_records.PasswordFile(path)
+    row = dict.fromkeys(bundle_records.PASSWORD_COLUMNS, value)
     out.set({**row, "id": "u1"})
     out.save()
     with path.open(encoding="utf-8", newline="") as handle:
         cells = list(csv.reader(handle))[1]
     assert not any(runs_in_a_spreadsheet(cell) for cell in cells), cells
     assert cells[1] == ("'" + value if runs_in_a_spreadsheet(value.lstrip("'")) else value)
-    assert users.PasswordFile.load(path).rows["u1"] == {**row, "id": "u1"}
+    assert bundle_records.PasswordFile.load(path).rows["u1"] == {**row, "id": "u1"}
 
 
 def test_a_leading_carriage_return_is_neutralised_too() -> None:
     # (not through a file: the writer's "\n" line ending leaves a bare CR unquoted, and no cell can hold
     # one: names and e-mail addresses are validated, the other columns generated)
     for value in ("\r", "\r=1", " \r@x"):
-        assert users.csv_cell(value) == "'" + value and users.csv_value("'" + value) == value
+        assert (
+            bundle_records.csv_cell(value) == "'" + value and bundle_records.csv_value("'" + value) == value
+        )
 
 
 def test_an_older_passwords_file_with_raw_values_loads_as_it_is(tmp_path: Path) -> None:
     path = tmp_path / "passwords.csv"
     path.write_text("id,name,email,password,serial,created\nu1,=1+1,a@x.example,pw,ab,2030-01-01T00:00:00Z\n")
-    loaded = users.PasswordFile.load(path)
+    loaded = bundle_records.PasswordFile.load(path)
     assert loaded.rows["u1"]["name"] == "=1+1" and not loaded.dirty
 
 

@@ -27,10 +27,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from svpn_testing.scenario import ScenarioHosts
 
-from svpn.access import pki
+from svpn.access.ca import load_ca
+from svpn.access.cert_policy import USER_CERT_POLICY
+from svpn.access.validation import read_passphrase_file
 from svpn.farm.sas import client_tunnel
 from svpn.lab.status import app_saw
-from svpn.loadtest.logic import parse_swanctl
+from svpn.loadtest.nodeconf import parse_swanctl
 
 ROOT = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"])
 EPHEMERAL = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
@@ -190,7 +192,7 @@ def _foreign_credentials(email: str) -> tuple[bytes, bytes]:
         .not_valid_after(now + dt.timedelta(days=30))
         .add_extension(x509.SubjectAlternativeName([x509.RFC822Name(email)]), critical=False)
         .add_extension(
-            x509.CertificatePolicies([x509.PolicyInformation(pki.USER_CERT_POLICY, None)]),
+            x509.CertificatePolicies([x509.PolicyInformation(USER_CERT_POLICY, None)]),
             critical=False,
         )
         .sign(ca_key, hashes.SHA384())
@@ -259,7 +261,7 @@ def test_revoke_ends_email_and_subject_sessions_also_of_a_device_that_is_gone(ho
 
 def _expired_crl() -> bytes:
     """The farm's current CRL (same revoked serials), signed by its CA, but past its nextUpdate."""
-    ca = pki.load_ca(PKI, pki.read_passphrase_file(EPHEMERAL / "ca-passphrase"))
+    ca = load_ca(PKI, read_passphrase_file(EPHEMERAL / "ca-passphrase"))
     current = x509.load_pem_x509_crl((PKI / "crl.pem").read_bytes())
     number = current.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
     now = dt.datetime.now(dt.UTC)

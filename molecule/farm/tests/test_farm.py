@@ -17,9 +17,9 @@ from pathlib import Path
 
 from svpn_testing.scenario import ScenarioHosts
 
+from svpn.core.ping import longest_gap
 from svpn.farm.buckets import bucket_owners
 from svpn.farm.lbhash import bucket_of
-from svpn.farm.sas import longest_gap
 
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 REPORT = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"]) / ".lab" / "reports" / "farm.json"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from svpn_testing.scenario import ScenarioHosts
 
-from svpn.farm.sas import longest_gap
+from svpn.core.ping import longest_gap
 from svpn.lab.recap import changed_hosts, parse_recap
 
 ROOT = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"])

@@ -26,7 +26,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from svpn.access import pki, users
+from svpn.access import users
+from svpn.access.ca_setup import init_ca
+from svpn.access.pkidir import PkiDir
 from svpn.core.errors import SvpnError
 
 PKI_BINARY = "pki"
@@ -132,9 +134,9 @@ def _sync(
     workers: int | None,
     progress_factory: Callable[[int], Any] | None,
 ) -> tuple[float, dict[str, float]]:
-    pki_dir = pki.PkiDir(work / name)
+    pki_dir = PkiDir(work / name)
     if not pki_dir.ca_cert.exists():
-        pki.init_ca(pki_dir, "Bench VPN CA", passphrase, key_type="ecdsa384")
+        init_ca(pki_dir, "Bench VPN CA", passphrase, key_type="ecdsa384")
     opts = users.SyncOptions(
         pki_dir=pki_dir,
         roster=roster,

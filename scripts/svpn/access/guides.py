@@ -9,6 +9,7 @@ controller's disk, not rendering them, is what takes the time.
 Each (OS, format, tunnel mode, helpdesk known) is rendered by Jinja once per process into a
 :class:`Skeleton` with ``${...}`` placeholders (:class:`string.Template` syntax); a user's guide is that
 skeleton filled with the user's values (HTML-escaped for HTML): a string join per file, not a render.
+Imports svpn.access.bundle (what a bundle is made from).
 """
 
 from __future__ import annotations
@@ -18,18 +19,15 @@ import ipaddress
 import re
 import string
 from functools import cache
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import jinja2
 import markupsafe
 import yaml
 from cryptography import x509
 
-if TYPE_CHECKING:
-    from svpn.access.profiles import BundleContext, UserInfo
+from svpn.access.bundle import NM_DIR, TEMPLATES, BundleContext, UserInfo
 
-TEMPLATES = Path(__file__).with_name("templates")
 OSES = ("ios", "macos", "android", "windows", "linux")
 LANGS = ("ko", "en")  # in document order
 FORMATS = ("html", "md")
@@ -142,7 +140,7 @@ def values(ctx: BundleContext, user: UserInfo, cert: x509.Certificate) -> dict[s
         "serial": f"{cert.serial_number:x}",
         "check_host": check_host,
         "helpdesk": s.helpdesk,
-        "nm_dir": "/etc/svpn",
+        "nm_dir": NM_DIR,
     }
 
 

@@ -29,7 +29,9 @@ from typing import Any, Literal
 
 import yaml
 
-from svpn.access import pki
+from svpn.access.cert_index import Index, held_email
+from svpn.access.cert_policy import USER_CERT_POLICY
+from svpn.access.validation import validate_email, validate_full_name, validate_id
 from svpn.core.errors import SvpnError
 
 COLUMNS = ("id", "name", "email", "department")
@@ -215,9 +217,9 @@ def _validate(rows: Iterable[Row], problems: list[tuple[int, str]]) -> list[Pers
         values = {k: (row.get(k) or "").strip() for k in COLUMNS}
         good = not missing
         checks: list[tuple[str, Callable[[str], Any]]] = [
-            ("id", lambda v: pki.validate_id(v, "id")),
-            ("name", pki.validate_full_name),
-            ("email", lambda v: pki.validate_email(v, "email")),
+            ("id", lambda v: validate_id(v, "id")),
+            ("name", validate_full_name),
+            ("email", lambda v: validate_email(v, "email")),
             ("department", _validate_department),
         ]
         cleaned: dict[str, str] = {}
@@ -294,7 +296,7 @@ class Change:
         return f"{self.action}: {who}" + (f": {self.reason}" if self.reason else "")
 
 
-def current_users(index: pki.Index) -> dict[str, dict[str, Any]]:
+def current_users(index: Index) -> dict[str, dict[str, Any]]:
     """The current (not superseded) record of every user ID in the index."""
     current: dict[str, dict[str, Any]] = {}
     for record in index.certs:
@@ -361,7 +363,7 @@ def diff(
             reason = f"expires {not_after:%Y-%m-%d}"
         elif (record.get("email") or "") != person.email:
             reason = f"e-mail changed from {record.get('email') or 'none'}"
-        elif pki.USER_CERT_POLICY.dotted_string not in (record.get("policies") or []):
+        elif USER_CERT_POLICY.dotted_string not in (record.get("policies") or []):
             # Issued before user certificates carried it: concentrators that require it refuse the user.
             reason = "certificate lacks the user policy"
         elif not files_present(person.id):
@@ -389,7 +391,7 @@ def _email_holders(
     """Lower-cased e-mail -> the valid, unexpired current records that carry it (an IKE identity)."""
     holders: dict[str, list[Mapping[str, Any]]] = {}
     for record in current.values():
-        email = pki.held_email(record, now)
+        email = held_email(record, now)
         if email is not None:
             holders.setdefault(email, []).append(record)
     return holders

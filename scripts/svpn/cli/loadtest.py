@@ -17,8 +17,9 @@ from svpn.core.files import atomic_write
 from svpn.core.paths import repo_root
 from svpn.lab import host as labhost
 from svpn.lab.topo import load_lab
-from svpn.loadtest import logic as lt
+from svpn.loadtest.generators import parse_rate
 from svpn.loadtest.run import LoadtestOptions, run
+from svpn.loadtest.summary import problems, summary_lines
 
 
 class _Bar:
@@ -149,7 +150,7 @@ def loadtest(
         raise SvpnError("docker is not running: the lab is down (`svpn lab up` brings it up)")
     options = LoadtestOptions(
         users=users,
-        rate=lt.parse_rate(rate),
+        rate=parse_rate(rate),
         duration=duration,
         generators=generators,
         storm=storm or storm_node is not None,
@@ -169,12 +170,12 @@ def loadtest(
     with bar.progress:
         report = run(topo, options, log, bar)
     report["command"] = "svpn " + " ".join(sys.argv[1:])
-    for line in lt.summary_lines(report):
+    for line in summary_lines(report):
         click.echo(line)
     if json_file is not None:
         atomic_write(json_file, json.dumps(report, indent=2) + "\n", 0o644)
         click.echo(f"report: {json_file}")
     if require_clean:
-        problems = lt.problems(report)
-        if problems:
-            raise SvpnError("load test failed: " + "; ".join(problems))
+        found = problems(report)
+        if found:
+            raise SvpnError("load test failed: " + "; ".join(found))

@@ -1,4 +1,5 @@
-"""`svpn pki ...`: the farm's private CA from the command line (the logic lives in svpn.access.pki)."""
+"""`svpn pki ...`: the farm's private CA from the command line (the logic lives in svpn.access: ca_setup,
+issuing, revocation, cert_index, expiry). Also the PKI options that `svpn users` and `svpn profiles` share."""
 
 from __future__ import annotations
 
@@ -11,7 +12,22 @@ from typing import Any
 
 import click
 
-from svpn.access import pki as lib
+from svpn.access.ca import load_ca
+from svpn.access.ca_setup import add_ca_policy, ca_allows_user_policy, init_ca
+from svpn.access.cert_index import identities_of_users, list_certs
+from svpn.access.cert_policy import USER_CERT_POLICY
+from svpn.access.certs import KEY_TYPES
+from svpn.access.expiry import CRL_WARN_DAYS, WARN_DAYS, expiry_warnings
+from svpn.access.issuing import issue_server, issue_user
+from svpn.access.pkidir import Kind, PkiDir, locked
+from svpn.access.revocation import revoke, write_crl
+from svpn.access.validation import (
+    read_passphrase_file,
+    validate_dns_name,
+    validate_email,
+    validate_full_name,
+    validate_id,
+)
 from svpn.cli.options import path_option
 from svpn.core.errors import SvpnError
 from svpn.core.paths import repo_root
@@ -28,25 +44,28 @@ _passphrase_option = path_option(
 )
 
 
-def _with_secret(func: Callable[..., Any]) -> Callable[..., Any]:
+def with_secret(func: Callable[..., Any]) -> Callable[..., Any]:
+    """The options of a command that needs the CA passphrase: --dir and --passphrase-file."""
     return _dir_option(_passphrase_option(func))
 
 
-def _resolve_dir(pki_dir: Path | None) -> lib.PkiDir:
-    return lib.PkiDir(pki_dir if pki_dir is not None else repo_root() / "pki")
+def resolve_dir(pki_dir: Path | None) -> PkiDir:
+    """The PKI directory of --dir, by default pki/ at the repository root."""
+    return PkiDir(pki_dir if pki_dir is not None else repo_root() / "pki")
 
 
-def _passphrase(passphrase_file: Path | None) -> str | None:
+def read_passphrase(passphrase_file: Path | None) -> str | None:
+    """The CA passphrase: from --passphrase-file if given, else $SVPN_CA_PASSPHRASE (None if neither)."""
     if passphrase_file is not None:
-        return lib.read_passphrase_file(passphrase_file)
+        return read_passphrase_file(passphrase_file)
     return os.environ.get(PASSPHRASE_ENV) or None
 
 
-def _warn_expiry(pki_path: lib.PkiDir) -> None:
+def _warn_expiry(pki_path: PkiDir) -> None:
     """After a command worked: what expires soon (as `svpn pki check` with its defaults), on stderr.
     Reads certificates only; never fails the command."""
     try:
-        warnings = lib.expiry_warnings(pki_path, dt.datetime.now(dt.UTC))
+        warnings = expiry_warnings(pki_path, dt.datetime.now(dt.UTC))
     except (SvpnError, OSError, ValueError, KeyError, TypeError):
         return
     for warning in warnings:
@@ -73,13 +92,13 @@ def pki() -> None:
 
 @pki.command("init")
 @click.option("--name", required=True, help='CA name (subject CN), e.g. "City VPN CA".')
-@click.option("--key-type", type=click.Choice(lib.KEY_TYPES), default="ecdsa384", show_default=True)
+@click.option("--key-type", type=click.Choice(KEY_TYPES), default="ecdsa384", show_default=True)
 @click.option("--days", type=click.IntRange(min=1), default=3650, show_default=True)
-@_with_secret
+@with_secret
 def init_cmd(name: str, key_type: str, days: int, pki_dir: Path | None, passphrase_file: Path | None) -> None:
     """Create the CA (refuses to overwrite an existing one)."""
-    pki_path = _resolve_dir(pki_dir)
-    result = lib.init_ca(pki_path, name, _passphrase(passphrase_file), key_type=key_type, days=days)
+    pki_path = resolve_dir(pki_dir)
+    result = init_ca(pki_path, name, read_passphrase(passphrase_file), key_type=key_type, days=days)
     click.echo(f"{result.action}: ca {result.name} ({result.cert_path})")
     _warn_expiry(pki_path)
 
@@ -88,19 +107,19 @@ def init_cmd(name: str, key_type: str, days: int, pki_dir: Path | None, passphra
 @click.argument("name")
 @click.option("--san", "sans", multiple=True, required=True, help="DNS name (repeat for several).")
 @click.option("--days", type=click.IntRange(min=1), default=825, show_default=True)
-@_with_secret
+@with_secret
 def server_cmd(
     name: str, sans: tuple[str, ...], days: int, pki_dir: Path | None, passphrase_file: Path | None
 ) -> None:
     """Issue (or keep) the concentrator certificate NAME."""
-    pki_path = _resolve_dir(pki_dir)
+    pki_path = resolve_dir(pki_dir)
     # Validate the request before asking for the CA key, so a typo costs nothing.
-    lib.validate_id(name, "NAME")
+    validate_id(name, "NAME")
     for san in sans:
-        lib.validate_dns_name(san)
-    ca = lib.load_ca(pki_path, _passphrase(passphrase_file))
-    with lib.locked(pki_path):
-        click.echo(str(lib.issue_server(pki_path, ca, name, list(sans), days=days)))
+        validate_dns_name(san)
+    ca = load_ca(pki_path, read_passphrase(passphrase_file))
+    with locked(pki_path):
+        click.echo(str(issue_server(pki_path, ca, name, list(sans), days=days)))
     _warn_expiry(pki_path)
 
 
@@ -109,7 +128,7 @@ def server_cmd(
 @click.option("--email", default=None, help="E-mail address (SAN rfc822Name).")
 @click.option("--name", "full_name", default=None, help="Full name (kept in the index).")
 @click.option("--days", type=click.IntRange(min=1), default=730, show_default=True)
-@_with_secret
+@with_secret
 def user_cmd(
     user_id: str,
     email: str | None,
@@ -119,30 +138,30 @@ def user_cmd(
     passphrase_file: Path | None,
 ) -> None:
     """Issue (or keep) the certificate of user ID."""
-    pki_path = _resolve_dir(pki_dir)
-    lib.validate_id(user_id, "ID")
+    pki_path = resolve_dir(pki_dir)
+    validate_id(user_id, "ID")
     if email is not None:
-        lib.validate_email(email)
+        validate_email(email)
     if full_name is not None:
-        lib.validate_full_name(full_name)
-    ca = lib.load_ca(pki_path, _passphrase(passphrase_file))
-    with lib.locked(pki_path):
-        click.echo(str(lib.issue_user(pki_path, ca, user_id, email=email, name=full_name, days=days)))
+        validate_full_name(full_name)
+    ca = load_ca(pki_path, read_passphrase(passphrase_file))
+    with locked(pki_path):
+        click.echo(str(issue_user(pki_path, ca, user_id, email=email, name=full_name, days=days)))
     _warn_expiry(pki_path)
 
 
 @pki.command("revoke")
 @click.argument("name", metavar="ID")
 @click.option("--server", "is_server", is_flag=True, help="ID is a concentrator NAME, not a user.")
-@_with_secret
+@with_secret
 def revoke_cmd(name: str, is_server: bool, pki_dir: Path | None, passphrase_file: Path | None) -> None:
     """Revoke the current certificate of ID and rewrite the CRL."""
-    pki_path = _resolve_dir(pki_dir)
-    kind: lib.Kind = "server" if is_server else "user"
-    lib.validate_id(name, "NAME" if is_server else "ID")
-    ca = lib.load_ca(pki_path, _passphrase(passphrase_file))
-    with lib.locked(pki_path):
-        outcome = lib.revoke(pki_path, ca, name, kind)
+    pki_path = resolve_dir(pki_dir)
+    kind: Kind = "server" if is_server else "user"
+    validate_id(name, "NAME" if is_server else "ID")
+    ca = load_ca(pki_path, read_passphrase(passphrase_file))
+    with locked(pki_path):
+        outcome = revoke(pki_path, ca, name, kind)
     if outcome == "unchanged":
         click.echo(f"unchanged: already revoked: {kind} {name}")
     else:
@@ -154,13 +173,13 @@ def revoke_cmd(name: str, is_server: bool, pki_dir: Path | None, passphrase_file
 @click.option(
     "--days", type=click.IntRange(min=1), default=7, show_default=True, help="nextUpdate: now + days."
 )
-@_with_secret
+@with_secret
 def crl_cmd(days: int, pki_dir: Path | None, passphrase_file: Path | None) -> None:
     """(Re)write crl.pem with every revoked serial."""
-    pki_path = _resolve_dir(pki_dir)
-    ca = lib.load_ca(pki_path, _passphrase(passphrase_file))
-    with lib.locked(pki_path):
-        click.echo(f"written: {lib.write_crl(pki_path, ca, days)}")
+    pki_path = resolve_dir(pki_dir)
+    ca = load_ca(pki_path, read_passphrase(passphrase_file))
+    with locked(pki_path):
+        click.echo(f"written: {write_crl(pki_path, ca, days)}")
     _warn_expiry(pki_path)
 
 
@@ -169,8 +188,8 @@ def crl_cmd(days: int, pki_dir: Path | None, passphrase_file: Path | None) -> No
 @_dir_option
 def list_cmd(as_json: bool, pki_dir: Path | None) -> None:
     """List the certificates in the index (no passphrase needed)."""
-    pki_path = _resolve_dir(pki_dir)
-    rows = lib.list_certs(pki_path)
+    pki_path = resolve_dir(pki_dir)
+    rows = list_certs(pki_path)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
     else:
@@ -195,8 +214,8 @@ def list_cmd(as_json: bool, pki_dir: Path | None) -> None:
 def identities_cmd(user_ids: tuple[str, ...], as_json: bool, pki_dir: Path | None) -> None:
     """Every IKE identity the certificates ever issued to each user ID carry (current, superseded and
     revoked ones), as strongSwan shows them: the subject DN and each SAN. No passphrase needed."""
-    pki_path = _resolve_dir(pki_dir)
-    found = lib.identities_of_users(pki_path, list(dict.fromkeys(user_ids)))
+    pki_path = resolve_dir(pki_dir)
+    found = identities_of_users(pki_path, list(dict.fromkeys(user_ids)))
     if as_json:
         click.echo(json.dumps(found, indent=2))
     else:
@@ -208,19 +227,19 @@ def identities_cmd(user_ids: tuple[str, ...], as_json: bool, pki_dir: Path | Non
 
 
 @pki.command("ca-policy")
-@_with_secret
+@with_secret
 def ca_policy_cmd(pki_dir: Path | None, passphrase_file: Path | None) -> None:
     """Make the CA certificate allow the user-certificate policy (a CA made before it existed): re-signed
     with the same key, subject and validity. Concentrators that require the policy need this CA
     certificate; until then they refuse every user. The passphrase is only needed to change it."""
-    pki_path = _resolve_dir(pki_dir)
-    policy = lib.USER_CERT_POLICY.dotted_string
-    if lib.ca_allows_user_policy(pki_path):
+    pki_path = resolve_dir(pki_dir)
+    policy = USER_CERT_POLICY.dotted_string
+    if ca_allows_user_policy(pki_path):
         click.echo(f"unchanged: CA certificate {pki_path.ca_cert} already allows policy {policy}")
     else:
-        ca = lib.load_ca(pki_path, _passphrase(passphrase_file))
-        with lib.locked(pki_path):
-            outcome = lib.add_ca_policy(pki_path, ca)
+        ca = load_ca(pki_path, read_passphrase(passphrase_file))
+        with locked(pki_path):
+            outcome = add_ca_policy(pki_path, ca)
         click.echo(f"{outcome}: CA certificate {pki_path.ca_cert} allows policy {policy}")
     _warn_expiry(pki_path)
 
@@ -229,14 +248,14 @@ def ca_policy_cmd(pki_dir: Path | None, passphrase_file: Path | None) -> None:
 @click.option(
     "--warn-days",
     type=click.IntRange(min=0),
-    default=lib.WARN_DAYS,
+    default=WARN_DAYS,
     show_default=True,
     help="Window for the CA and the concentrator certificates, in days.",
 )
 @click.option(
     "--crl-warn-days",
     type=click.IntRange(min=0),
-    default=lib.CRL_WARN_DAYS,
+    default=CRL_WARN_DAYS,
     show_default=True,
     help="Window for the CRL's nextUpdate, in days (a CRL lives 7 days and is re-signed daily).",
 )
@@ -247,8 +266,8 @@ def check_cmd(warn_days: int, crl_warn_days: int, as_json: bool, pki_dir: Path |
 
     One line per item that expires within the window or already has; exits 1 if there is any, 0 if not.
     """
-    pki_path = _resolve_dir(pki_dir)
-    warnings = lib.expiry_warnings(pki_path, dt.datetime.now(dt.UTC), warn_days, crl_warn_days)
+    pki_path = resolve_dir(pki_dir)
+    warnings = expiry_warnings(pki_path, dt.datetime.now(dt.UTC), warn_days, crl_warn_days)
     if as_json:
         click.echo(json.dumps([w.to_json() for w in warnings], indent=2))
     else:

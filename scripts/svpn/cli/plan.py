@@ -1,5 +1,5 @@
-"""`svpn plan` and `svpn inventory check`: the I/O around svpn.planning.plan, svpn.inventory.tree and
-svpn.planning.capacity_doc."""
+"""`svpn plan` and `svpn inventory check`: the I/O around svpn.planning (inputs, plan, report) and
+svpn.inventory (render, grow, read, tree)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,17 @@ import click
 
 from svpn.cli.options import path_option
 from svpn.core.errors import SvpnError
-from svpn.inventory import tree as inv
-from svpn.planning import plan as planlib
+from svpn.farm.facts import TUNNEL_MODES
+from svpn.inventory import tree
+from svpn.inventory.grow import existing_farm
+from svpn.inventory.read import check_tree, load_yaml
+from svpn.inventory.render import render_tree
+from svpn.inventory.schema import HOSTS
+from svpn.planning.defaults import DEFAULT_INPUT, FLAGS, PROFILES, REDUNDANCY_SPARES
+from svpn.planning.inputs import calibration_layer, plan_file_layer, resolve_input
+from svpn.planning.layout import INSIDE_VIP_HOST_OFFSET, LB_HOST_OFFSETS, VIP_HOST_OFFSET
+from svpn.planning.plan import make_plan
+from svpn.planning.report import plan_data, plan_text
 
 Layer = tuple[dict[str, Any], str]
 
@@ -34,12 +43,12 @@ def _read_text(path: Path, what: str) -> str:
 def _plan_file_layer(path: Path) -> Layer:
     label = f"plan file {path.name}"
     try:
-        data, duplicates = inv.load_yaml(_read_text(path, "--plan"))
+        data, duplicates = load_yaml(_read_text(path, "--plan"))
     except ValueError as err:
         raise SvpnError(f"{label}: not valid YAML: {err}") from None
     if duplicates:
         raise SvpnError(f"{label}: {'; '.join(duplicates)}")
-    return planlib.plan_file_layer(data, label), label
+    return plan_file_layer(data, label), label
 
 
 def _calibration_layer(path: Path) -> Layer:
@@ -49,16 +58,16 @@ def _calibration_layer(path: Path) -> Layer:
         data = json.loads(text)
     except json.JSONDecodeError as err:
         raise SvpnError(f"{label}: not valid JSON: {err}") from None
-    return planlib.calibration_layer(data, label), label
+    return calibration_layer(data, label), label
 
 
 def _guard_out_dir(out_dir: Path, files: dict[str, str], growing_in_place: bool, force: bool) -> list[str]:
     """Refuse to overwrite a different inventory unless told to; the stale host files --force removes."""
-    if not (out_dir / inv.HOSTS).is_file():
+    if not (out_dir / HOSTS).is_file():
         return []
-    current = inv.read_tree(out_dir)
+    current = tree.read_tree(out_dir)
     same = all(current.get(path) == text for path, text in files.items())
-    stale = inv.stale_host_files(current, files)
+    stale = tree.stale_host_files(current, files)
     if growing_in_place or (same and not stale):
         return []
     if not force:
@@ -69,46 +78,104 @@ def _guard_out_dir(out_dir: Path, files: dict[str, str], growing_in_place: bool,
     return stale
 
 
+# inputs whose default is derived from other inputs (None in DEFAULT_INPUT): how the help names it
+_DERIVED_DEFAULTS = {
+    "vip": f"host .{VIP_HOST_OFFSET} of the public network",
+    "lb_addresses": f"hosts {','.join(f'.{offset}' for offset in LB_HOST_OFFSETS)} of the public network",
+    "inside_vip": f"host .{INSIDE_VIP_HOST_OFFSET} of inside",
+    "internal_networks": "the internal network",
+}
+
+
+def shown_default(key: str) -> str:
+    """A plan input's default as the options' help shows it, read from the planner's DEFAULT_INPUT."""
+    value = DEFAULT_INPUT[key]
+    if value is None:
+        return _DERIVED_DEFAULTS[key]
+    if isinstance(value, bool):
+        return "optional" if value else "required"
+    if isinstance(value, list):
+        return ",".join(value) if value else "none"
+    return str(value)
+
+
+def _help(text: str, key: str, note: str = "") -> str:
+    return f"{text} [{shown_default(key)}{note}]."
+
+
 _OPTIONS: list[tuple[str, dict[str, Any]]] = [
     ("--users", {"type": int, "help": "Users the farm serves (required unless --plan or --from gives it)."}),
-    ("--concurrency", {"type": float, "help": "Peak concurrency: percent of users connected at once [100]."}),
-    ("--profile", {"type": click.Choice(list(planlib.PROFILES)), "help": "Traffic per user [office]."}),
-    ("--cores", {"type": int, "help": "CPU cores per concentrator [4]."}),
-    ("--nic-gbps", {"type": float, "help": "NIC speed per concentrator, Gbps [10]."}),
-    ("--memory-gib", {"type": float, "help": "RAM per concentrator, GiB [8]."}),
-    ("--ike-sas-per-node", {"type": int, "help": "IKE SAs one node may hold [5000, see CAPACITY.md]."}),
-    ("--setup-rate-per-core", {"type": float, "help": "IKE setups per second per core [370]."}),
-    ("--esp-gbps-per-core", {"type": float, "help": "ESP Gbps per core [1, estimate]."}),
-    ("--rss-kib-per-user", {"type": float, "help": "charon memory per user, KiB [36]."}),
-    ("--storm-seconds", {"type": int, "help": "Seconds in which all users must be able to reconnect [60]."}),
-    ("--redundancy", {"type": click.Choice(list(planlib.REDUNDANCY_SPARES)), "help": "Spare nodes [N+1]."}),
-    ("--headroom", {"type": float, "help": "Spare capacity above the peak, percent [25]."}),
-    ("--supernet", {"help": "Network the per-node pools are carved from [198.19.0.0/16]."}),
-    ("--reserved-networks", {"help": "Networks pools must avoid, comma-separated [198.19.255.0/24]."}),
-    ("--vpn-name", {"help": "Public VPN name [vpn.svpn.test]."}),
-    ("--vip", {"help": "The address users dial [host .100 of the public network]."}),
-    ("--lb-addresses", {"help": "The LB pair's public addresses A,B [hosts .11,.12 of the public network]."}),
+    (
+        "--concurrency",
+        {
+            "type": float,
+            "help": _help("Peak concurrency: percent of users connected at once", "concurrency_percent"),
+        },
+    ),
+    ("--profile", {"type": click.Choice(list(PROFILES)), "help": _help("Traffic per user", "profile")}),
+    ("--cores", {"type": int, "help": _help("CPU cores per concentrator", "cores")}),
+    ("--nic-gbps", {"type": float, "help": _help("NIC speed per concentrator, Gbps", "nic_gbps")}),
+    ("--memory-gib", {"type": float, "help": _help("RAM per concentrator, GiB", "memory_gib")}),
+    (
+        "--ike-sas-per-node",
+        {"type": int, "help": _help("IKE SAs one node may hold", "ike_sas_per_node", ", see CAPACITY.md")},
+    ),
+    (
+        "--setup-rate-per-core",
+        {"type": float, "help": _help("IKE setups per second per core", "setup_rate_per_core")},
+    ),
+    (
+        "--esp-gbps-per-core",
+        {"type": float, "help": _help("ESP Gbps per core", "esp_gbps_per_core", ", estimate")},
+    ),
+    ("--rss-kib-per-user", {"type": float, "help": _help("charon memory per user, KiB", "rss_kib_per_user")}),
+    (
+        "--storm-seconds",
+        {"type": int, "help": _help("Seconds in which all users must be able to reconnect", "storm_seconds")},
+    ),
+    (
+        "--redundancy",
+        {"type": click.Choice(list(REDUNDANCY_SPARES)), "help": _help("Spare nodes", "redundancy")},
+    ),
+    (
+        "--headroom",
+        {"type": float, "help": _help("Spare capacity above the peak, percent", "headroom_percent")},
+    ),
+    ("--supernet", {"help": _help("Network the per-node pools are carved from", "supernet")}),
+    (
+        "--reserved-networks",
+        {"help": _help("Networks pools must avoid, comma-separated", "reserved_networks")},
+    ),
+    ("--vpn-name", {"help": _help("Public VPN name", "vpn_name")}),
+    ("--vip", {"help": _help("The address users dial", "vip")}),
+    ("--lb-addresses", {"help": _help("The LB pair's public addresses A,B", "lb_addresses")}),
     (
         "--inside-vip",
-        {"help": "The LB pair's inside VIP, the concentrators' route back [host .10 of inside]."},
+        {"help": _help("The LB pair's inside VIP, the concentrators' route back", "inside_vip")},
     ),
-    ("--public-network", {"help": "Where users arrive: the LBs' outer side [198.18.70.0/24]."}),
-    ("--inside-network", {"help": "LBs <-> concentrators [198.18.71.0/24]."}),
-    ("--internal-network", {"help": "Concentrators <-> the city's services [198.18.72.0/24]."}),
-    ("--internal-networks", {"help": "What users reach, comma-separated [the internal network]."}),
-    ("--dns", {"help": "DNS servers handed to clients, comma-separated [none]."}),
-    ("--tunnel-mode", {"type": click.Choice(list(planlib.TUNNEL_MODES)), "help": "split or full [split]."}),
+    ("--public-network", {"help": _help("Where users arrive: the LBs' outer side", "public_network")}),
+    ("--inside-network", {"help": _help("LBs <-> concentrators", "inside_network")}),
+    ("--internal-network", {"help": _help("Concentrators <-> the city's services", "internal_network")}),
+    ("--internal-networks", {"help": _help("What users reach, comma-separated", "internal_networks")}),
+    ("--dns", {"help": _help("DNS servers handed to clients, comma-separated", "dns")}),
+    (
+        "--tunnel-mode",
+        {"type": click.Choice(list(TUNNEL_MODES)), "help": _help(" or ".join(TUNNEL_MODES), "tunnel_mode")},
+    ),
     ("--ike-proposals", {"help": "IKE proposals, comma-separated strongSwan keywords."}),
     ("--esp-proposals", {"help": "ESP proposals, comma-separated strongSwan keywords."}),
     (
         "--esp-pfs-optional/--esp-pfs-required",
         {
-            "help": "Let ESP proposals without a DH group (no PFS on rekeys) through, for legacy clients "
-            "only; see docs/operations.md, Crypto policy [required]."
+            "help": _help(
+                "Let ESP proposals without a DH group (no PFS on rekeys) through, for legacy clients "
+                "only; see docs/operations.md, Crypto policy",
+                "esp_pfs_optional",
+            )
         },
     ),
 ]
-_FLAG_TO_KEY = {flag: key for key, flag in planlib.FLAGS.items()}
+_FLAG_TO_KEY = {flag: key for key, flag in FLAGS.items()}
 
 
 def _input_options(func: Any) -> Any:
@@ -153,8 +220,8 @@ def plan(
     old_files: dict[str, str] = {}
     existing = kept = None
     if from_dir is not None:
-        old_files = inv.read_tree(from_dir)
-        stored, existing, kept = inv.existing_farm(old_files, f"--from {from_dir}")
+        old_files = tree.read_tree(from_dir)
+        stored, existing, kept = existing_farm(old_files, f"--from {from_dir}")
         layers.append((stored, f"inventory {from_dir}"))
     if calibration is not None:
         layers.append(_calibration_layer(calibration))
@@ -162,10 +229,10 @@ def plan(
         layers.append(_plan_file_layer(plan_file))
     layers.append(({key: value for key, value in flags.items() if value is not None}, "command line"))
 
-    inp = planlib.resolve_input(layers)
-    result = planlib.make_plan(inp, existing)
-    files = inv.render_tree(result, kept)
-    diff = inv.tree_diff(old_files, files, str(out_dir or from_dir)) if from_dir is not None else None
+    inp = resolve_input(layers)
+    result = make_plan(inp, existing)
+    files = render_tree(result, kept)
+    diff = tree.tree_diff(old_files, files, str(out_dir or from_dir)) if from_dir is not None else None
 
     stale: list[str] = []
     if out_dir is not None:
@@ -173,12 +240,12 @@ def plan(
         stale = _guard_out_dir(out_dir, files, in_place, force)
 
     if as_json:
-        data = planlib.plan_data(result)
+        data = plan_data(result)
         if diff is not None:
             data["diff"] = diff
         click.echo(json.dumps(data, indent=2))
     else:
-        click.echo(planlib.plan_text(result), nl=False)
+        click.echo(plan_text(result), nl=False)
         if diff is not None:
             click.echo(f"\nChanges to {out_dir or from_dir}:")
             click.echo(diff or "(none)\n", nl=False)
@@ -187,7 +254,7 @@ def plan(
         if from_dir is not None:
             click.echo(f"(nothing written: add --out {from_dir} to apply)", err=True)
         return
-    changed = inv.write_tree(out_dir, files, stale)
+    changed = tree.write_tree(out_dir, files, stale)
     summary = f"wrote {len(changed)} file(s) in {out_dir}" if changed else f"{out_dir} is up to date"
     click.echo(summary, err=True)
 
@@ -206,10 +273,10 @@ def check(directory: Path) -> None:
     concentrator. A planned one (with svpn_plan) also: every planner setting, pool capacity vs users.
     Lists every problem and exits 1 if there is any.
     """
-    files = inv.read_tree(directory)
-    problems = inv.check_tree(files)
+    files = tree.read_tree(directory)
+    problems = check_tree(files)
     if problems:
         for problem in problems:
             click.echo(f"{directory}: {problem}", err=True)
         raise InventoryProblems(f"{directory}: {len(problems)} problem(s) found (listed above)")
-    click.echo(f"{directory}: OK ({inv.summary(files)})")
+    click.echo(f"{directory}: OK ({tree.summary(files)})")

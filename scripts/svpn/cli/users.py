@@ -21,7 +21,7 @@ from rich.progress import (
 
 from svpn.access import users as lib
 from svpn.cli.options import path_option
-from svpn.cli.pki import _passphrase, _resolve_dir, _with_secret
+from svpn.cli.pki import read_passphrase, resolve_dir, with_secret
 from svpn.core.paths import repo_root
 
 PROGRESS_FROM = 200  # tasks: below this a run is short enough to need no bar
@@ -122,7 +122,7 @@ def users() -> None:
 @_workers_option
 @click.option("--dry-run", is_flag=True, help="Print the diff; write nothing (no passphrase needed).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-@_with_secret
+@with_secret
 def sync_cmd(
     roster_path: Path,
     bundles: Path | None,
@@ -142,7 +142,7 @@ def sync_cmd(
     Unchanged users are not touched: a second run with the same roster writes nothing.
     """
     opts = lib.SyncOptions(
-        pki_dir=_resolve_dir(pki_dir),
+        pki_dir=resolve_dir(pki_dir),
         roster=roster_path,
         inventory=_inventory(inventory),
         bundles=bundles,
@@ -153,7 +153,7 @@ def sync_cmd(
         dry_run=dry_run,
         workers=workers,
     )
-    result = lib.sync(opts, lambda: _passphrase(passphrase_file), progress_bar("issuing"))
+    result = lib.sync(opts, lambda: read_passphrase(passphrase_file), progress_bar("issuing"))
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2, ensure_ascii=False))
     else:
@@ -234,7 +234,7 @@ def profiles() -> None:
 @_passwords_option
 @_inventory_option
 @_legacy_option
-@_with_secret
+@with_secret
 def build_cmd(
     user_id: str,
     bundles: Path,
@@ -249,12 +249,12 @@ def build_cmd(
     Nothing is signed, but the user's key is sealed: the CA passphrase opens it.
     """
     folder, password_file = lib.build_one(
-        _resolve_dir(pki_dir),
+        resolve_dir(pki_dir),
         user_id,
         _inventory(inventory),
         bundles,
         passwords,
         legacy_p12,
-        passphrase=lambda: _passphrase(passphrase_file),
+        passphrase=lambda: read_passphrase(passphrase_file),
     )
     click.echo(f"built: {folder} (password in {password_file})")

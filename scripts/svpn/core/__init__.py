@@ -1,1 +1,3 @@
-"""Layer 0: errors, safe file writes and where the repository is. Imports nothing of svpn."""
+"""Layer 0: errors, safe file writes, where the repository is, a DER reader and ping output. Imports nothing
+of svpn.
+"""

@@ -11,7 +11,7 @@ the RFC 5114 groups, NIST curves below 256 bits). :func:`parse` refuses such a p
 :func:`policy_problems` adds the farm rule that every ESP proposal carries a DH group, so each CHILD_SA
 rekey has perfect forward secrecy, unless the farm opts out with ``svpn_esp_pfs_optional: true``. The
 policy holds at every door: `svpn plan`, `svpn inventory check` and ``playbooks/check.yml`` (through
-``svpn.inventory.tree.farm_problems``) and every client profile (through :func:`for_clients`).
+``svpn.inventory.checks.farm_problems``) and every client profile (through :func:`for_clients`).
 
 Clients that take one proposal (Apple ``.mobileconfig``, Windows ``Set-VpnConnectionIPsecConfiguration``,
 the Android app's ``.sswan``) get the *first* farm proposal their vocabulary can express; clients that take a

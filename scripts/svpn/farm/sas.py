@@ -7,7 +7,6 @@ node needs nothing beyond strongSwan itself.
 
 from __future__ import annotations
 
-import itertools
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -93,7 +92,6 @@ def sessions_ended_by_user(
 _ESTABLISHED = re.compile(r"^(?P<name>[\w.-]+): #(?P<id>\d+), ESTABLISHED", re.M)
 _LOCAL_VIP = re.compile(r"^\s+local\s+'[^']*' @ \S+ \[(\d+\.\d+\.\d+\.\d+)\]", re.M)
 _REMOTE_VIP = re.compile(r"^\s+remote\s+'[^']*' @ \S+ \[(\d+\.\d+\.\d+\.\d+)\]", re.M)
-_PING_REPLY = re.compile(r"^\[(\d+\.\d+)\] \d+ bytes from", re.M)
 
 
 def client_tunnel(list_sas: str) -> tuple[str, str]:
@@ -110,8 +108,11 @@ def remote_vips(list_sas: str) -> list[str]:
     return _REMOTE_VIP.findall(list_sas)
 
 
-def longest_gap(ping_output: str) -> tuple[float, int, float]:
-    """(longest silence between replies in s, replies, span in s) from `ping -D` output."""
-    stamps = [float(t) for t in _PING_REPLY.findall(ping_output)]
-    gaps = [b - a for a, b in itertools.pairwise(stamps)]
-    return (max(gaps) if gaps else 0.0), len(stamps), (stamps[-1] - stamps[0] if stamps else 0.0)
+_IKE_SA_COUNT = re.compile(r"IKE_SAs:\s+(\d+) total")
+
+
+def ike_sa_count(stats: str) -> int | None:
+    """How many IKE SAs charon holds, from `swanctl --stats` ("IKE_SAs: 3 total, 0 half-open"); None when
+    the output has no such line (charon did not answer), which is not zero."""
+    found = _IKE_SA_COUNT.search(stats)
+    return int(found.group(1)) if found else None

@@ -10,7 +10,8 @@ from pathlib import Path
 from svpn.core.errors import SvpnError
 
 TEST_RANGE = "198.18.0.0/15"
-# docker's own default bridge is moved into the test range too (LAB.md); the project keeps this /24 free.
+# docker's own default bridge is moved into the test range too (README.md, the lab's network rules); the
+# project keeps this /24 free.
 DOCKER_BRIDGE_IP = "198.19.255.1/24"
 # Only *bridged* traffic (one lab network, a container to a container) is let past docker's isolation
 # rules, which would drop it when its source is outside the bridge's subnet (a pool address, a client

@@ -10,7 +10,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from svpn.access import pki
+from svpn.access.ca import load_ca
+from svpn.access.ca_setup import add_ca_policy, ca_allows_user_policy, init_ca
+from svpn.access.pkidir import PkiDir, locked
+from svpn.access.validation import read_passphrase_file
 from svpn.core.errors import SvpnError
 from svpn.core.files import atomic_write
 from svpn.core.paths import repo_root
@@ -90,14 +93,14 @@ def ensure_lab_pki(log: Log = print) -> tuple[Path, Path]:
     if not passphrase_file.exists():
         atomic_write(passphrase_file, secrets.token_urlsafe(32) + "\n", 0o600, overwrite=False)
     if not (pki_dir / "ca" / "ca.crt").exists():
-        passphrase = pki.read_passphrase_file(passphrase_file)
-        pki.init_ca(pki_dir, "SVPN lab CA", passphrase)
+        passphrase = read_passphrase_file(passphrase_file)
+        init_ca(pki_dir, "SVPN lab CA", passphrase)
         log(f"created the lab CA in {pki_dir}")
-    elif not pki.ca_allows_user_policy(pki.PkiDir(pki_dir)):
+    elif not ca_allows_user_policy(PkiDir(pki_dir)):
         # A lab CA made before the user certificate policy: the concentrators now require it along the chain.
-        ca = pki.load_ca(pki_dir, pki.read_passphrase_file(passphrase_file))
-        with pki.locked(pki_dir):
-            pki.add_ca_policy(pki_dir, ca)
+        ca = load_ca(pki_dir, read_passphrase_file(passphrase_file))
+        with locked(pki_dir):
+            add_ca_policy(pki_dir, ca)
         log(f"the lab CA in {pki_dir} now carries the user certificate policy (svpn pki ca-policy)")
     return pki_dir, passphrase_file
 

@@ -3,6 +3,8 @@
 The chart is SVG written as text (no plotting library): two panels over the same users axis, the
 concentrators the model asks for, and the headroom this farm keeps as the number of users changes.
 Every number is formatted with a fixed precision so regenerating a plan gives the same bytes.
+
+Imports svpn.planning's numbers, defaults, model and sizing.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ from dataclasses import dataclass, replace
 from fractions import Fraction
 from html import escape
 
-from svpn.planning import plan as planlib
-from svpn.planning.plan import Plan, PlanInput
+from svpn.planning.defaults import LIMIT_KEYS, PROFILES
+from svpn.planning.model import Plan, PlanInput
+from svpn.planning.numbers import fmt, frac
+from svpn.planning.sizing import MEMORY_SHARE_FOR_CHARON, size_farm
 
 CHART_SAMPLES = 240
 HEADROOM_AXIS_MAX = 300  # percent; the curve is clipped here (it runs to infinity as users go to 0)
@@ -40,13 +44,13 @@ def farm_capacity(plan: Plan) -> int:
 
 
 def headroom_percent(plan: Plan, users: int) -> float:
-    concurrent = math.ceil(users * planlib.frac(plan.input.concurrency_percent) / 100)
+    concurrent = math.ceil(users * frac(plan.input.concurrency_percent) / 100)
     return (farm_capacity(plan) / max(concurrent, 1) - 1) * 100
 
 
 def nodes_needed(inp: PlanInput, users: int) -> int:
     """Concentrators the model asks for at *users* (same profile, node size and redundancy)."""
-    return planlib.size_farm(replace(inp, users=max(1, users))).node_count
+    return size_farm(replace(inp, users=max(1, users))).node_count
 
 
 def nice_ceiling(value: float) -> float:
@@ -172,7 +176,7 @@ def render_svg(plan: Plan) -> str:
         out.append(f'<line x1="{LEFT}" y1="{_n(y)}" x2="{LEFT + PLOT_WIDTH}" y2="{_n(y)}" class="{css}"/>')
     out.append(
         f'<text x="{LEFT + PLOT_WIDTH - 6}" y="{_n(bottom.y(float(inp.headroom_percent)) - 6)}" '
-        f'class="note" text-anchor="end">planned headroom {planlib.fmt(inp.headroom_percent)} %</text>'
+        f'class="note" text-anchor="end">planned headroom {fmt(inp.headroom_percent)} %</text>'
     )
     for panel in (top, bottom):
         out.append(
@@ -185,7 +189,7 @@ def render_svg(plan: Plan) -> str:
     )
     out.append(
         f'<text x="{LEFT + PLOT_WIDTH / 2}" y="{HEIGHT - 18}" class="xlabel">users '
-        f"(peak {planlib.fmt(inp.concurrency_percent)} % connected)</text>"
+        f"(peak {fmt(inp.concurrency_percent)} % connected)</text>"
     )
     out.append("</svg>")
     return "\n".join(out) + "\n"
@@ -202,24 +206,24 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 def _words(plan: Plan) -> list[str]:
     inp, sizing = plan.input, plan.sizing
-    profile = planlib.PROFILES[inp.profile]
+    profile = PROFILES[inp.profile]
     tightest = next(result for result in sizing.limits if result.key == sizing.binding)
     capacity = farm_capacity(plan)
-    capacity_users = math.floor(capacity * 100 / planlib.frac(inp.concurrency_percent))
+    capacity_users = math.floor(capacity * 100 / frac(inp.concurrency_percent))
     lb_gbps = sizing.concurrent * profile.mbps_per_user / 1000
     spares = f"{sizing.spares} spare node{'s' if sizing.spares != 1 else ''}"
     return [
         f"The farm serves **{inp.users:,} users**; at the peak "
-        f"{planlib.fmt(inp.concurrency_percent)} % of them "
+        f"{fmt(inp.concurrency_percent)} % of them "
         f"(**{sizing.concurrent:,}**) are connected at once, each using about "
-        f"{planlib.fmt(profile.mbps_per_user)} Mbps (profile `{profile.name}`). It runs "
-        f"**{plan.node_count} concentrators** of {inp.cores} cores, {planlib.fmt(inp.nic_gbps)} Gbps and "
-        f"{planlib.fmt(inp.memory_gib)} GiB behind an LB pair (lb1, lb2) sharing the VIP {inp.vip}.",
+        f"{fmt(profile.mbps_per_user)} Mbps (profile `{profile.name}`). It runs "
+        f"**{plan.node_count} concentrators** of {inp.cores} cores, {fmt(inp.nic_gbps)} Gbps and "
+        f"{fmt(inp.memory_gib)} GiB behind an LB pair (lb1, lb2) sharing the VIP {inp.vip}.",
         "",
         f"{sizing.base_nodes} of them {'carries' if sizing.base_nodes == 1 else 'carry'} the peak plus "
-        f"{planlib.fmt(inp.headroom_percent)} % headroom "
-        f"({planlib.fmt(math.floor(sizing.load))} users). The binding limit is **{tightest.title}**: "
-        f"{tightest.how}, i.e. {planlib.fmt(math.floor(tightest.users_per_node))} users per node. "
+        f"{fmt(inp.headroom_percent)} % headroom "
+        f"({fmt(math.floor(sizing.load))} users). The binding limit is **{tightest.title}**: "
+        f"{tightest.how}, i.e. {fmt(math.floor(tightest.users_per_node))} users per node. "
         f"{spares[0].upper() + spares[1:]} ({inp.redundancy}) {'keeps' if sizing.spares == 1 else 'keep'} "
         "that capacity when "
         f"{'a node fails' if sizing.spares == 1 else f'{sizing.spares} nodes fail'}.",
@@ -228,28 +232,45 @@ def _words(plan: Plan) -> list[str]:
         "",
         f"With {plan.pools.failed} node{'s' if plan.pools.failed != 1 else ''} down, this farm carries up to "
         f"**{capacity:,} concurrent users** before its headroom is gone ({capacity_users:,} users at "
-        f"{planlib.fmt(inp.concurrency_percent)} % peak). The active load balancer forwards all "
+        f"{fmt(inp.concurrency_percent)} % peak). The active load balancer forwards all "
         "tunnel traffic: "
-        f"about {planlib.fmt(lb_gbps)} Gbps at the peak; users behind one carrier-grade NAT share an address "
+        f"about {fmt(lb_gbps)} Gbps at the peak; users behind one carrier-grade NAT share an address "
         "and so a node, which the headroom also has to absorb.",
     ]
 
 
 def render_markdown(plan: Plan, chart: str) -> str:
-    inp, sizing = plan.input, plan.sizing
-    survivors = plan.node_count - plan.pools.failed
+    """CAPACITY.md: the plan in words and the chart, then the node count, layout, tuning, inputs, model."""
     lines = [
+        *_intro(plan, chart),
+        *_why_nodes_section(plan),
+        *_layout_section(plan),
+        *_tuning_section(plan),
+        *_inputs_section(plan),
+        *_model_section(plan),
+    ]
+    return "\n".join(lines)
+
+
+def _intro(plan: Plan, chart: str) -> list[str]:
+    return [
         f"<!-- Written by `svpn plan` (svpn {plan.version}) from plan input sha256:{plan.input_hash} -->",
-        f"# Capacity plan: {inp.vpn_name}",
+        f"# Capacity plan: {plan.input.vpn_name}",
         "",
         *_words(plan),
         "",
         f"![Users vs concentrators needed, and this farm's headroom]({chart})",
         "",
+    ]
+
+
+def _why_nodes_section(plan: Plan) -> list[str]:
+    inp, sizing = plan.input, plan.sizing
+    return [
         f"## Why {plan.node_count} concentrators",
         "",
         f"Nodes = max over the limits of ceil({sizing.concurrent:,} concurrent x "
-        f"(1 + {planlib.fmt(inp.headroom_percent)} %) / users per node) + {sizing.spares} "
+        f"(1 + {fmt(inp.headroom_percent)} %) / users per node) + {sizing.spares} "
         f"({inp.redundancy}).",
         "",
         *_table(
@@ -257,7 +278,7 @@ def render_markdown(plan: Plan, chart: str) -> str:
             [
                 [
                     f"**{r.title}**" if r.key == sizing.binding else r.title,
-                    planlib.fmt(math.floor(r.users_per_node)),
+                    fmt(math.floor(r.users_per_node)),
                     str(r.nodes),
                     r.how,
                     r.source,
@@ -268,6 +289,12 @@ def render_markdown(plan: Plan, chart: str) -> str:
         "",
         f"Result: {sizing.reason}.",
         "",
+    ]
+
+
+def _layout_section(plan: Plan) -> list[str]:
+    survivors = plan.node_count - plan.pools.failed
+    return [
         "## Pools, addresses and LB buckets",
         "",
         f"Pool size: {plan.pools.reason}. strongSwan hands out every address of a CIDR pool but its network "
@@ -301,6 +328,16 @@ def render_markdown(plan: Plan, chart: str) -> str:
         f"{_span(plan.bucket_counts.values())} buckets; with "
         f"{plan.pools.failed} down each survivor owns at most {math.ceil(plan.buckets / survivors)}.",
         "",
+    ]
+
+
+def _tuning_section(plan: Plan) -> list[str]:
+    inp = plan.input
+    first_new = next((node for node in plan.concentrators if not node.existing), plan.concentrators[0])
+    how = first_new.tuning.explain(
+        inp.cores, first_new.pool_addresses, inp.cores * frac(inp.setup_rate_per_core)
+    )
+    return [
         "## charon tuning per node",
         "",
         *_table(
@@ -319,14 +356,14 @@ def render_markdown(plan: Plan, chart: str) -> str:
             ],
         ),
         "",
-    ]
-    first_new = next((node for node in plan.concentrators if not node.existing), plan.concentrators[0])
-    how = first_new.tuning.explain(
-        inp.cores, first_new.pool_addresses, inp.cores * planlib.frac(inp.setup_rate_per_core)
-    )
-    lines += [f"- `{key}`: {text}" for key, text in how.items()]
-    lines += [
+        *[f"- `{key}`: {text}" for key, text in how.items()],
         "",
+    ]
+
+
+def _inputs_section(plan: Plan) -> list[str]:
+    inp = plan.input
+    return [
         "## Inputs",
         "",
         *_table(
@@ -336,17 +373,22 @@ def render_markdown(plan: Plan, chart: str) -> str:
         "",
         "Where the per-node limits come from:",
         "",
-        *[f"- `{key}` = {planlib.fmt(getattr(inp, key))}: {inp.source(key)}" for key in planlib.LIMIT_KEYS],
-        *[f"- profile `{p.name}`: {p.description}" for p in planlib.PROFILES.values()],
+        *[f"- `{key}` = {fmt(getattr(inp, key))}: {inp.source(key)}" for key in LIMIT_KEYS],
+        *[f"- profile `{p.name}`: {p.description}" for p in PROFILES.values()],
         "",
+    ]
+
+
+def _model_section(plan: Plan) -> list[str]:
+    return [
         "## Model",
         "",
         "- Concurrent users = ceil(users x peak %). Each limit gives the users one node carries; nodes = the "
         "largest ceil(concurrent x (1 + headroom) / users per node), at least 1, plus the redundancy spares.",
         f"- Reconnect storm: after an LB failover (or a node failure) every connected user reconnects within "
-        f"{inp.storm_seconds} s, so a node must set up its users in that window at the measured "
+        f"{plan.input.storm_seconds} s, so a node must set up its users in that window at the measured "
         "rate per core.",
-        f"- Memory: charon may use {planlib.fmt(planlib.MEMORY_SHARE_FOR_CHARON)} of a node's RAM; "
+        f"- Memory: charon may use {fmt(MEMORY_SHARE_FOR_CHARON)} of a node's RAM; "
         "the rest is "
         "the OS, page cache and logs.",
         "- Throughput: a node forwards min(cores x ESP Gbps per core, NIC Gbps); the profile's Mbps per user "
@@ -361,7 +403,6 @@ def render_markdown(plan: Plan, chart: str) -> str:
         "new failover share.",
         "",
     ]
-    return "\n".join(lines)
 
 
 def _span(values: Iterable[int]) -> str:
@@ -373,5 +414,5 @@ def _value_text(value: object) -> str:
     if isinstance(value, list):
         return ", ".join(f"`{item}`" for item in value) if value else "(none)"
     if isinstance(value, int | float | Fraction) and not isinstance(value, bool):
-        return planlib.fmt(value)
+        return fmt(value)
     return f"`{value}`"
