@@ -36,7 +36,7 @@ def test_three_nodes_split_256_buckets_85_86_85() -> None:
 
 
 def test_the_table_is_pinned() -> None:
-    """The LB role, the health checker and `svpn status` must agree across releases: changing the
+    """The LB role, the health checker and the load test must agree across releases: changing the
     algorithm reshuffles users on the next deploy, so it must be a deliberate change of this digest."""
     owners = bucket_owners([f"conc{i}" for i in range(1, 5)])
     assert hashlib.sha256(",".join(owners).encode()).hexdigest()[:16] == "751e86b13de223a3"

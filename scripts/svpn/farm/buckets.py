@@ -1,8 +1,8 @@
 """The LB's bucket table: which concentrator owns each source-address hash bucket.
 
-One stateless function shared by the LB role (through a filter plugin), the health checker and
-`svpn status`, so they cannot disagree. It is rendezvous (highest-random-weight) hashing with a
-balance cap:
+One stateless function shared by the LB role (through a filter plugin), the health checker and the load
+test's placement prediction, so they cannot disagree. It is rendezvous (highest-random-weight) hashing
+with a balance cap:
 
 * every (bucket, node) pair gets a score, ``sha256(f"{node}/{bucket}")``;
 * pairs are taken by descending score, and a bucket goes to the node if the bucket is still free and

@@ -178,8 +178,9 @@ def loadbalancers_entries(plan: Plan) -> list[Entry]:
         Entry(
             "loadbalancer_buckets",
             plan.buckets,
-            "Buckets of the LB's source-address hash table. The owners are not stored here: svpn.buckets "
-            "computes them from this inventory's concentrators (and their health) at deploy time; "
+            "Buckets of the LB's source-address hash table. The owners are not stored here: "
+            "svpn.farm.buckets computes them from this inventory's concentrators (and their health) "
+            "at deploy time; "
             f"CAPACITY.md shows the split ({fmt(plan.buckets / plan.node_count)} per node "
             "on average).",
         )

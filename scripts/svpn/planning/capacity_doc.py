@@ -321,7 +321,7 @@ def _layout_section(plan: Plan) -> list[str]:
         ),
         "",
         f"The LB hashes each user's source address into one of {plan.buckets} buckets; "
-        "`svpn.buckets` computes "
+        "`svpn.farm.buckets` computes "
         "the owners from the concentrators and their health at deploy time (rendezvous hashing with "
         "a balance "
         "cap), so they are not stored in the inventory. With all nodes up each owns "

@@ -23,19 +23,19 @@ DEFAULT_LIMITS: dict[str, Number] = {
 }
 DEFAULT_LIMIT_SOURCES: dict[str, str] = {
     "ike_sas_per_node": (
-        "default: half of the 10,000 IKE SAs one lab concentrator held (LAB.md, load-tester run), "
+        "default: half of the 10,000 IKE SAs one lab concentrator held (docs/benchmarks.md), "
         "leaving room for rekeying, DPD and make-before-break reauthentication"
     ),
     "setup_rate_per_core": (
-        "default: 1 / 2.7 ms of responder CPU per IKE setup measured in the lab (LAB.md), rounded down; "
-        "the cost per setup grows with the SAs a node already holds, which the headroom covers"
+        "default: 1 / 2.7 ms of responder CPU per IKE setup measured in the lab (docs/benchmarks.md), "
+        "rounded down; the cost per setup grows with the SAs a node already holds, which the headroom covers"
     ),
     "esp_gbps_per_core": (
         "default: estimate for AES-GCM with AES-NI in the kernel's ESP; not measured (the lab has "
         "no kernel ESP)"
     ),
     "rss_kib_per_user": "default: upper end of the 31-36 KiB responder RSS per user measured at "
-    "10,000 users (LAB.md)",
+    "10,000 users (docs/benchmarks.md)",
 }
 
 
@@ -92,7 +92,8 @@ DEFAULT_INPUT: dict[str, Any] = {
     "redundancy": "N+1",
     "headroom_percent": 25,
     "supernet": "198.19.0.0/16",
-    # docker's default bridge in the lab (LAB.md); harmless elsewhere, pools simply skip it
+    # docker's default bridge in the lab (README.md, the lab's network rules); harmless elsewhere, pools
+    # simply skip it
     "reserved_networks": ["198.19.255.0/24"],
     "vpn_name": "vpn.svpn.test",
     "public_network": "198.18.70.0/24",
