@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from svpn.access.cert_policy import swanctl_cert_policy
 from svpn.farm import backends as farm
-from svpn.farm import sas
+from svpn.farm import host_code, role_facts, sas
 from svpn.inventory import checks
 
 
@@ -18,5 +18,8 @@ class FilterModule:
             "svpn_farm_problems": checks.farm_problems,
             "svpn_sas_of_users": sas.sas_of_identities,
             "svpn_sessions_ended_by_user": sas.sessions_ended_by_user,
+            "svpn_ike_sa_count": sas.ike_sa_count,
+            "svpn_package_files": host_code.package_files,
+            "svpn_fact": role_facts.fact,
             "svpn_cert_policy": swanctl_cert_policy,
         }
