@@ -32,3 +32,20 @@ def test_spec_defaults_match_role_defaults(role: Path) -> None:
     for name, spec in options.items():
         if name in defaults and "default" in spec:
             assert spec["default"] == defaults[name], f"{role.name}: {name} default differs from the spec"
+
+
+# Ansible reads argument_specs as static YAML, so the choices the package holds (svpn.farm.facts) are
+# repeated there; this holds the copy to its home.
+FACT_CHOICES = {
+    ("concentrator", "concentrator_state"): "node_states",
+    ("concentrator", "svpn_tunnel_mode"): "tunnel_modes",
+}
+
+
+@pytest.mark.parametrize(("place", "fact_name"), sorted(FACT_CHOICES.items()), ids=lambda v: str(v))
+def test_spec_choices_are_the_packages_facts(place: tuple[str, str], fact_name: str) -> None:
+    from svpn.farm.role_facts import fact
+
+    role, option = place
+    options = yaml.safe_load((ROOT / "roles" / role / "meta" / "argument_specs.yml").read_text())
+    assert options["argument_specs"]["main"]["options"][option]["choices"] == fact(fact_name)
