@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from svpn.access.cert_policy import swanctl_cert_policy
+from svpn.access.pki.cert_policy import swanctl_cert_policy
 from svpn.farm import backends as farm
 from svpn.farm import host_code, role_facts, sas
 from svpn.inventory import checks

@@ -20,8 +20,8 @@ def make_older_pki(pki_dir: Path, passphrase: str, old_passphrase: str = OLD_PAS
     *old_passphrase*, every user's key in clear in ``users/ID.key`` (0600), and no ``ca/kek.json``."""
     from cryptography.hazmat.primitives import serialization
 
-    from svpn.access.ca import load_ca
-    from svpn.access.user_keys import read_user_key
+    from svpn.access.pki.ca import load_ca
+    from svpn.access.pki.user_keys import read_user_key
 
     ca = load_ca(pki_dir, passphrase)
     kek = ca.user_kek()
@@ -58,7 +58,7 @@ def clear_keys_under(root: Path) -> list[Path]:
 def quick_kdf(monkeypatch: pytest.MonkeyPatch) -> None:
     """scrypt at the real N = 2^17 costs ~0.35 s per CA key or KEK: the unit tests use N = 2^10 (the same
     code and file formats; test_pki checks the real parameters with ``keystore.DEFAULT_KDF``)."""
-    from svpn.access import keystore
+    from svpn.access.pki import keystore
 
     monkeypatch.setattr(keystore, "CA_KDF", keystore.ScryptParams(2**10, 8, 1))
 

@@ -21,15 +21,15 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID, ObjectIdentifier
 
 from svpn.access import roster
-from svpn.access.ca import CA, load_ca
-from svpn.access.ca_setup import add_ca_policy, ca_allows_user_policy, init_ca
-from svpn.access.cert_index import Index, identities_of_users
-from svpn.access.cert_policy import USER_CERT_POLICY, cert_policies, swanctl_cert_policy
-from svpn.access.certs import ca_certificate, with_policies
-from svpn.access.issuing import issue_server, issue_user, still_good
-from svpn.access.pkidir import Kind, PkiDir
-from svpn.access.revocation import revoke
-from svpn.access.user_keys import existing_key, read_user_key
+from svpn.access.pki.ca import CA, load_ca
+from svpn.access.pki.ca_setup import add_ca_policy, ca_allows_user_policy, init_ca
+from svpn.access.pki.cert_index import Index, identities_of_users
+from svpn.access.pki.cert_policy import USER_CERT_POLICY, cert_policies, swanctl_cert_policy
+from svpn.access.pki.certs import ca_certificate, with_policies
+from svpn.access.pki.issuing import issue_server, issue_user, still_good
+from svpn.access.pki.pkidir import Kind, PkiDir
+from svpn.access.pki.revocation import revoke
+from svpn.access.pki.user_keys import existing_key, read_user_key
 from svpn.core.errors import SvpnError
 from svpn.farm.identities import cert_identities, identity_key, parse_dn, strongswan_dn, strongswan_oid_text
 from svpn.farm.sas import ike_sas, sas_of_identities, sessions_ended_by_user

@@ -120,9 +120,9 @@ def test_an_older_lab_ca_gains_the_user_policy_on_lab_up(
     policy along the chain, so the lab CA is re-signed with it (same key), not every lab user refused."""
     from cryptography.hazmat.primitives import serialization
 
-    from svpn.access.ca import load_ca
-    from svpn.access.ca_setup import ca_allows_user_policy, init_ca
-    from svpn.access.certs import ca_certificate
+    from svpn.access.pki.ca import load_ca
+    from svpn.access.pki.ca_setup import ca_allows_user_policy, init_ca
+    from svpn.access.pki.certs import ca_certificate
     from svpn.lab import lifecycle as lab
 
     passphrase = "a-long-lab-passphrase"

@@ -19,14 +19,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
-from svpn.access import clock, keystore
-from svpn.access.ca import CA, load_ca, open_user_keys
-from svpn.access.ca_setup import init_ca
-from svpn.access.cert_index import Index, bulk, list_certs
-from svpn.access.expiry import ExpiryWarning, expiry_warnings
-from svpn.access.issuing import issue_server, issue_user
-from svpn.access.revocation import mark_revoked, revoke
-from svpn.access.user_keys import read_user_key
+from svpn.access.pki import clock, keystore
+from svpn.access.pki.ca import CA, load_ca, open_user_keys
+from svpn.access.pki.ca_setup import init_ca
+from svpn.access.pki.cert_index import Index, bulk, list_certs
+from svpn.access.pki.expiry import ExpiryWarning, expiry_warnings
+from svpn.access.pki.issuing import issue_server, issue_user
+from svpn.access.pki.revocation import mark_revoked, revoke
+from svpn.access.pki.user_keys import read_user_key
 from svpn.core.errors import SvpnError
 
 PASS = "correct horse battery"

@@ -1,5 +1,5 @@
-"""svpn.access.profiles and svpn.access.guides: farm settings, PKCS#12, client profiles, install guides,
-bundle files."""
+"""svpn.access.bundles.profiles and svpn.access.bundles.guides: farm settings, PKCS#12, client profiles,
+install guides, bundle files."""
 
 from __future__ import annotations
 
@@ -18,13 +18,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from svpn.access import bundle, guides, profiles
-from svpn.access.ca import CA, load_ca
-from svpn.access.ca_setup import init_ca
-from svpn.access.certs import PrivateKey
-from svpn.access.issuing import issue_user
-from svpn.access.user_keys import read_user_key
-from svpn.access.validation import validate_email
+from svpn.access.bundles import bundle, guides, profiles
+from svpn.access.pki.ca import CA, load_ca
+from svpn.access.pki.ca_setup import init_ca
+from svpn.access.pki.certs import PrivateKey
+from svpn.access.pki.issuing import issue_user
+from svpn.access.pki.user_keys import read_user_key
+from svpn.access.pki.validation import validate_email
 from svpn.core.errors import SvpnError
 from svpn.farm import proposals
 

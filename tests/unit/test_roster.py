@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from svpn.access import roster
-from svpn.access.cert_policy import USER_CERT_POLICY
-from svpn.access.validation import ID_RULE
+from svpn.access.pki.cert_policy import USER_CERT_POLICY
+from svpn.access.pki.validation import ID_RULE
 from svpn.core.errors import SvpnError
 
 NOW = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)

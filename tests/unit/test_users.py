@@ -20,13 +20,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from svpn.access import bench as bench_users
-from svpn.access import bundle_records, cert_index, keystore, sync_workers, users
-from svpn.access.ca import load_ca
-from svpn.access.ca_setup import init_ca
-from svpn.access.cert_index import Index
-from svpn.access.pkidir import PkiDir
-from svpn.access.user_keys import read_user_key
-from svpn.access.validation import ID_RULE
+from svpn.access import bundle_records, sync_workers, users
+from svpn.access.pki import cert_index, keystore
+from svpn.access.pki.ca import load_ca
+from svpn.access.pki.ca_setup import init_ca
+from svpn.access.pki.cert_index import Index
+from svpn.access.pki.pkidir import PkiDir
+from svpn.access.pki.user_keys import read_user_key
+from svpn.access.pki.validation import ID_RULE
 from svpn.core import files as fsutil
 from svpn.core.errors import SvpnError
 from svpn.farm import proposals

@@ -27,9 +27,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from svpn_testing.scenario import ScenarioHosts
 
-from svpn.access.ca import load_ca
-from svpn.access.cert_policy import USER_CERT_POLICY
-from svpn.access.validation import read_passphrase_file
+from svpn.access.pki.ca import load_ca
+from svpn.access.pki.cert_policy import USER_CERT_POLICY
+from svpn.access.pki.validation import read_passphrase_file
 from svpn.farm.sas import client_tunnel
 from svpn.lab.status import app_saw
 from svpn.loadtest.nodeconf import parse_swanctl

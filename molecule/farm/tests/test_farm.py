@@ -2,8 +2,7 @@
 
 Client addresses were picked so that the LB's hash gives every concentrator two of the six clients; the
 spread test checks that prediction (svpn.farm.lbhash + svpn.farm.buckets) against where each user really
-landed.
-Measured figures are printed and written to .lab/reports/farm.json.
+landed. Measured figures are printed and written to .lab/reports/farm.json.
 """
 
 from __future__ import annotations

@@ -1,9 +1,8 @@
 """Scale out and drain while users are connected, with the operator's own playbooks.
 
 Client addresses were picked with svpn.farm.lbhash: scale-client2 (198.18.41.102) sits in a bucket that
-moves from
-scale-conc1 to the new scale-conc3, so the scale-out must keep it where it is (sticky + conntrack), and the
-two late clients hash onto scale-conc3. Figures go to .lab/reports/scale.json.
+moves from scale-conc1 to the new scale-conc3, so the scale-out must keep it where it is (sticky +
+conntrack), and the two late clients hash onto scale-conc3. Figures go to .lab/reports/scale.json.
 """
 
 from __future__ import annotations

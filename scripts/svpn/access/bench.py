@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from svpn.access import users
-from svpn.access.ca_setup import init_ca
-from svpn.access.pkidir import PkiDir
+from svpn.access.pki.ca_setup import init_ca
+from svpn.access.pki.pkidir import PkiDir
 from svpn.core.errors import SvpnError
 
 PKI_BINARY = "pki"

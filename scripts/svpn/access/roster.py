@@ -29,9 +29,9 @@ from typing import Any, Literal
 
 import yaml
 
-from svpn.access.cert_index import Index, held_email
-from svpn.access.cert_policy import USER_CERT_POLICY
-from svpn.access.validation import validate_email, validate_full_name, validate_id
+from svpn.access.pki.cert_index import Index, held_email
+from svpn.access.pki.cert_policy import USER_CERT_POLICY
+from svpn.access.pki.validation import validate_email, validate_full_name, validate_id
 from svpn.core.errors import SvpnError
 
 COLUMNS = ("id", "name", "email", "department")

@@ -18,14 +18,15 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from svpn.access import keystore, profiles
-from svpn.access.bundle import BundleContext, UserInfo
-from svpn.access.ca import CA, Unlock
-from svpn.access.cert_index import Index
-from svpn.access.certs import serial_hex
-from svpn.access.issuing import issue_user
-from svpn.access.pkidir import PkiDir
-from svpn.access.user_keys import read_user_key
+from svpn.access.bundles import profiles
+from svpn.access.bundles.bundle import BundleContext, UserInfo
+from svpn.access.pki import keystore
+from svpn.access.pki.ca import CA, Unlock
+from svpn.access.pki.cert_index import Index
+from svpn.access.pki.certs import serial_hex
+from svpn.access.pki.issuing import issue_user
+from svpn.access.pki.pkidir import PkiDir
+from svpn.access.pki.user_keys import read_user_key
 
 CHUNK = 25  # users per task sent to a worker: big enough to amortise the IPC, small for a smooth bar
 INLINE_BELOW = 2 * CHUNK  # fewer tasks than this run in-process (a pool costs more than it saves)

@@ -5,13 +5,13 @@ roster with the index (:func:`svpn.access.roster.diff`), then
 
 * issue certificates for new users and renew those expiring within the window (or whose e-mail changed),
   and build their bundles — in a process pool over all cores: key + certificate (through
-  :func:`svpn.access.issuing.issue_user`), PKCS#12, profiles and guides are done per user by a worker;
+  :func:`svpn.access.pki.issuing.issue_user`), PKCS#12, profiles and guides are done per user by a worker;
 * update the index for a changed name or department (no new certificate; bundles re-rendered);
 * revoke users no longer listed, remove their bundles and passwords, and write the CRL once;
 * touch nothing else: a second run with the same roster writes no file at all.
 
-Users' keys are sealed at rest (``users/ID.key.enc``, see :mod:`svpn.access.keystore`): the parent derives the
-key-encryption key once from the CA passphrase and hands it to the workers, which seal each new key and
+Users' keys are sealed at rest (``users/ID.key.enc``, see :mod:`svpn.access.pki.keystore`): the parent derives
+the key-encryption key once from the CA passphrase and hands it to the workers, which seal each new key and
 open an existing one for a new PKCS#12 without a KDF of their own.
 
 The parent process alone updates ``index.json``, once, atomically (workers get an empty in-memory index
@@ -38,16 +38,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from svpn.access import clock, keystore, profiles, roster
-from svpn.access.bundle import BundleContext, UserInfo, load_farm_settings
+from svpn.access import roster
 from svpn.access.bundle_records import BundleState, PasswordFile, check_paths, default_passwords_file
-from svpn.access.ca import CA, load_ca, open_user_keys
-from svpn.access.cert_index import Index, bulk
-from svpn.access.pkidir import PkiDir, locked, require_ca
-from svpn.access.revocation import mark_revoked, write_crl
+from svpn.access.bundles import profiles
+from svpn.access.bundles.bundle import BundleContext, UserInfo, load_farm_settings
+from svpn.access.pki import clock, keystore
+from svpn.access.pki.ca import CA, load_ca, open_user_keys
+from svpn.access.pki.cert_index import Index, bulk
+from svpn.access.pki.pkidir import PkiDir, locked, require_ca
+from svpn.access.pki.revocation import mark_revoked, write_crl
+from svpn.access.pki.user_keys import has_user_key
+from svpn.access.pki.validation import validate_days, validate_id
 from svpn.access.sync_workers import Outcome, Task, TaskRunner, worker_args
-from svpn.access.user_keys import has_user_key
-from svpn.access.validation import validate_days, validate_id
 from svpn.core.errors import SvpnError
 
 BundleAction = Literal["build", "remove"]
@@ -173,7 +175,7 @@ def _records_by_user(index: Index) -> dict[str, list[dict[str, Any]]]:
 
 
 def _add_record(index: Index, records: dict[str, list[dict[str, Any]]], record: dict[str, Any]) -> None:
-    """:meth:`svpn.access.cert_index.Index.add` without its scan of the whole index per record (10,000
+    """:meth:`svpn.access.pki.cert_index.Index.add` without its scan of the whole index per record (10,000
     users made that quadratic): the older valid records of the same user become superseded, the new one is
     appended."""
     for old in records.get(record["name"], []):
@@ -207,7 +209,7 @@ class SyncOptions:
 def exclusive(pki_dir: PkiDir) -> Iterator[None]:
     """One writing `users sync` / `profiles build` per PKI at a time: two at once would both issue,
     and the last to save would win (index, passwords and bundles no longer matching). It is the PKI's
-    own lock (`svpn.access.pkidir.locked`), taken without waiting."""
+    own lock (`svpn.access.pki.pkidir.locked`), taken without waiting."""
     busy = (
         f"another `svpn users sync` or `svpn profiles build` is running on {pki_dir.path}; "
         "wait for it to finish"
@@ -442,7 +444,7 @@ def _unlock(
     PKCS#12), each only if this run needs it; the passphrase is asked once, and the KEK derived once for
     the whole run (workers get the KEK, never the passphrase). Then, under the caller's lock and before
     any worker writes: an older CA key file is moved to the current KDF and users' keys left in clear
-    are sealed (:meth:`svpn.access.ca.Unlock.before_write`)."""
+    are sealed (:meth:`svpn.access.pki.ca.Unlock.before_write`)."""
     need_kek = bool(issue) or any(not reuse for reuse, _why in build.values())
     if not (issue or revoke or need_kek):
         return None, None
@@ -458,7 +460,7 @@ def _unlock(
 def _revoke(
     index: Index, records: dict[str, list[dict[str, Any]]], ids: Sequence[str], now: dt.datetime
 ) -> None:
-    """The rule of :func:`svpn.access.revocation.revoke` (every record of the ID that is not yet revoked),
+    """The rule of :func:`svpn.access.pki.revocation.revoke` (every record of the ID that is not yet revoked),
     without its CRL per user: the caller writes the CRL once."""
     for uid in ids:
         mark_revoked(records.get(uid, []), now)
@@ -481,7 +483,7 @@ def build_one(
     """(Re)build the bundle of one user from the current certificate, with a new password.
 
     The user's key is sealed: *passphrase* (called once the request is checked) gives the users' KEK
-    (:func:`svpn.access.ca.open_user_keys`); nothing is signed, the CA key is not needed.
+    (:func:`svpn.access.pki.ca.open_user_keys`); nothing is signed, the CA key is not needed.
     """
     validate_id(user_id, "ID")
     require_ca(pki_dir)

@@ -12,16 +12,16 @@ from typing import Any
 
 import click
 
-from svpn.access.ca import load_ca
-from svpn.access.ca_setup import add_ca_policy, ca_allows_user_policy, init_ca
-from svpn.access.cert_index import identities_of_users, list_certs
-from svpn.access.cert_policy import USER_CERT_POLICY
-from svpn.access.certs import KEY_TYPES
-from svpn.access.expiry import CRL_WARN_DAYS, WARN_DAYS, expiry_warnings
-from svpn.access.issuing import issue_server, issue_user
-from svpn.access.pkidir import Kind, PkiDir, locked
-from svpn.access.revocation import revoke, write_crl
-from svpn.access.validation import (
+from svpn.access.pki.ca import load_ca
+from svpn.access.pki.ca_setup import add_ca_policy, ca_allows_user_policy, init_ca
+from svpn.access.pki.cert_index import identities_of_users, list_certs
+from svpn.access.pki.cert_policy import USER_CERT_POLICY
+from svpn.access.pki.certs import KEY_TYPES
+from svpn.access.pki.expiry import CRL_WARN_DAYS, WARN_DAYS, expiry_warnings
+from svpn.access.pki.issuing import issue_server, issue_user
+from svpn.access.pki.pkidir import Kind, PkiDir, locked
+from svpn.access.pki.revocation import revoke, write_crl
+from svpn.access.pki.validation import (
     read_passphrase_file,
     validate_dns_name,
     validate_email,

@@ -1,9 +1,8 @@
 """Reading DER, the little the package needs of it: elements, tags, object identifiers.
 
-Two readers use it: :mod:`svpn.access.keystore` (the parameters of an encrypted PKCS#8 key, read back without
-decrypting) and :mod:`svpn.farm.identities` (a subject DN printed the way strongSwan prints it). Malformed
-input
-raises ValueError saying what is wrong.
+Two readers use it: :mod:`svpn.access.pki.keystore` (the parameters of an encrypted PKCS#8 key, read back
+without decrypting) and :mod:`svpn.farm.identities` (a subject DN printed the way strongSwan prints it).
+Malformed input raises ValueError saying what is wrong.
 """
 
 from __future__ import annotations

@@ -10,10 +10,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from svpn.access.ca import load_ca
-from svpn.access.ca_setup import add_ca_policy, ca_allows_user_policy, init_ca
-from svpn.access.pkidir import PkiDir, locked
-from svpn.access.validation import read_passphrase_file
+from svpn.access.pki.ca import load_ca
+from svpn.access.pki.ca_setup import add_ca_policy, ca_allows_user_policy, init_ca
+from svpn.access.pki.pkidir import PkiDir, locked
+from svpn.access.pki.validation import read_passphrase_file
 from svpn.core.errors import SvpnError
 from svpn.core.files import atomic_write
 from svpn.core.paths import repo_root

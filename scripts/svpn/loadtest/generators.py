@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from svpn.access.certs import ca_certificate
+from svpn.access.pki.certs import ca_certificate
 from svpn.core.errors import SvpnError
 from svpn.farm.buckets import DEFAULT_BUCKETS, bucket_owners
 from svpn.farm.lbhash import bucket_of

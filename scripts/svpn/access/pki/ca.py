@@ -6,7 +6,7 @@ that only open users' keys. Nothing here writes until :meth:`Unlock.before_write
 
 The CA passphrase is never printed nor stored. A PKI made before keys were sealed is moved on the first
 write after a CA load: a CA key under an older KDF is re-encrypted under
-:data:`svpn.access.keystore.CA_KDF` (same passphrase, atomically), and every ``users/ID.key`` left in clear is
+:data:`svpn.access.pki.keystore.CA_KDF` (same passphrase, atomically), and every ``users/ID.key`` left in clear is
 sealed into ``users/ID.key.enc`` and removed.
 """
 
@@ -19,11 +19,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from svpn.access import keystore
-from svpn.access.certs import PrivateKey, load_cert, public_der
-from svpn.access.pkidir import PkiDir, as_dir
-from svpn.access.user_keys import clear_user_key_ids, seal_clear_user_keys
-from svpn.access.validation import validate_passphrase
+from svpn.access.pki import keystore
+from svpn.access.pki.certs import PrivateKey, load_cert, public_der
+from svpn.access.pki.pkidir import PkiDir, as_dir
+from svpn.access.pki.user_keys import clear_user_key_ids, seal_clear_user_keys
+from svpn.access.pki.validation import validate_passphrase
 from svpn.core.errors import SvpnError
 from svpn.core.files import atomic_write
 
@@ -40,7 +40,7 @@ class CA(NamedTuple):
         if self.unlock is None:
             raise SvpnError(
                 "the users' keys are sealed under a key derived from the CA passphrase: load the CA with "
-                "its passphrase (svpn.access.ca.load_ca) to issue user certificates"
+                "its passphrase (svpn.access.pki.ca.load_ca) to issue user certificates"
             )
         return self.unlock.kek()
 
@@ -51,9 +51,9 @@ class Unlock:
     current KDF.
 
     :meth:`before_write` runs once, under the PKI's lock, before the first write after the load: a CA key
-    under an older KDF is re-encrypted under :data:`svpn.access.keystore.CA_KDF` (same passphrase,
+    under an older KDF is re-encrypted under :data:`svpn.access.pki.keystore.CA_KDF` (same passphrase,
     atomically), and users' keys left in clear are sealed
-    (:func:`svpn.access.user_keys.seal_clear_user_keys`). Worker processes get :meth:`with_kek`: the KEK,
+    (:func:`svpn.access.pki.user_keys.seal_clear_user_keys`). Worker processes get :meth:`with_kek`: the KEK,
     never the passphrase, and nothing to move.
     """
 
@@ -103,7 +103,7 @@ def load_ca(pki_dir: PkiDir | Path, passphrase: str | None) -> CA:
 
     Nothing is written here. The CA keeps an :class:`Unlock`: the users' KEK when a user key is sealed or
     opened (:meth:`CA.user_kek`), and, on the first write, the move of an older CA key file to the current
-    KDF. A passphrase shorter than :data:`svpn.access.validation.MIN_PASSPHRASE` still opens a CA that was
+    KDF. A passphrase shorter than :data:`svpn.access.pki.validation.MIN_PASSPHRASE` still opens a CA that was
     made with it.
     """
     pki = as_dir(pki_dir)
@@ -130,7 +130,7 @@ def load_ca(pki_dir: PkiDir | Path, passphrase: str | None) -> CA:
 
 
 def ca_key_is_current(pem: bytes) -> bool:
-    """True if a CA key file is under scrypt at least as costly as :data:`svpn.access.keystore.CA_KDF`."""
+    """True if a CA key file is under scrypt at least as costly as :data:`svpn.access.pki.keystore.CA_KDF`."""
     try:
         return keystore.kdf_info(pem).current()
     except ValueError:

@@ -4,7 +4,7 @@ certificate is issued with the existing key (a new key only when there is none),
 Imports svpn.access (ca, cert_index, cert_policy, certs, pkidir, user_keys, validation, clock), svpn.core.
 
 Everything is validated, and the CA key loaded and decrypted, before anything is written; private keys are
-never overwritten. Bulk issuing: load the index once with :func:`svpn.access.cert_index.bulk` and pass it::
+never overwritten. Bulk issuing: load the index once with :func:`svpn.access.pki.cert_index.bulk` and pass it::
 
     ca = load_ca(pki_dir, passphrase)
     with bulk(pki_dir) as index:
@@ -26,14 +26,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
-from svpn.access import clock
-from svpn.access.ca import CA
-from svpn.access.cert_index import Index, index_record
-from svpn.access.cert_policy import cert_policies, policies_extension, policies_for
-from svpn.access.certs import PrivateKey, hash_for, key_pem, key_usage, load_cert, public_der, serial_hex
-from svpn.access.pkidir import Kind, PkiDir, as_dir
-from svpn.access.user_keys import existing_key, user_key, write_new_key
-from svpn.access.validation import (
+from svpn.access.pki import clock
+from svpn.access.pki.ca import CA
+from svpn.access.pki.cert_index import Index, index_record
+from svpn.access.pki.cert_policy import cert_policies, policies_extension, policies_for
+from svpn.access.pki.certs import PrivateKey, hash_for, key_pem, key_usage, load_cert, public_der, serial_hex
+from svpn.access.pki.pkidir import Kind, PkiDir, as_dir
+from svpn.access.pki.user_keys import existing_key, user_key, write_new_key
+from svpn.access.pki.validation import (
     validate_days,
     validate_dns_name,
     validate_email,
@@ -73,7 +73,7 @@ def issue_server(
     """Concentrator certificate: CN=NAME, the DNS SANs given, EKU serverAuth + IKE intermediate.
 
     Unchanged if a valid certificate with the same SANs exists; otherwise (re-)issued, reusing the
-    existing key. With *index* (see :func:`svpn.access.cert_index.bulk`) the index is not saved here.
+    existing key. With *index* (see :func:`svpn.access.pki.cert_index.bulk`) the index is not saved here.
     """
     validate_id(name, "NAME")
     if not sans:
@@ -101,7 +101,7 @@ def issue_user(
     Unchanged if a valid certificate with the same e-mail SAN exists; otherwise (re-)issued, reusing
     the existing key. *name* (the full name) is recorded in the index when issuing. Refused for a
     revoked ID, and for an e-mail (any case) that another ID's valid certificate carries. With *index*
-    (see :func:`svpn.access.cert_index.bulk`) the index is not saved here; ``durable=False`` (bulk issuing)
+    (see :func:`svpn.access.pki.cert_index.bulk`) the index is not saved here; ``durable=False`` (bulk issuing)
     skips the per-file fsync, and the caller must sync before it saves the index.
     """
     validate_id(user_id, "ID")

@@ -3,9 +3,9 @@ bringing an older CA certificate up to date (``svpn pki ca-policy``: re-signed t
 certificate policy). Imports svpn.access (ca, cert_index, cert_policy, certs, issuing, keystore, pkidir,
 revocation, user_keys, validation, clock) and svpn.core.
 
-A new passphrase has at least :data:`svpn.access.validation.MIN_PASSPHRASE` characters; an older CA's
+A new passphrase has at least :data:`svpn.access.pki.validation.MIN_PASSPHRASE` characters; an older CA's
 shorter one keeps working. The CA key is never overwritten (only re-encrypted, with the same passphrase, to
-move it to the current KDF: :class:`svpn.access.ca.Unlock`).
+move it to the current KDF: :class:`svpn.access.pki.ca.Unlock`).
 """
 
 from __future__ import annotations
@@ -18,11 +18,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
-from svpn.access import clock, keystore
-from svpn.access.ca import CA
-from svpn.access.cert_index import Index, index_record
-from svpn.access.cert_policy import USER_CERT_POLICY, cert_policies, policies_for
-from svpn.access.certs import (
+from svpn.access.pki import clock
+
+from svpn.access.pki import keystore
+from svpn.access.pki.ca import CA
+from svpn.access.pki.cert_index import Index, index_record
+from svpn.access.pki.cert_policy import USER_CERT_POLICY, cert_policies, policies_for
+from svpn.access.pki.certs import (
     KEY_TYPES,
     ca_certificate,
     common_name,
@@ -33,11 +35,11 @@ from svpn.access.certs import (
     serial_hex,
     with_policies,
 )
-from svpn.access.issuing import IssueResult
-from svpn.access.pkidir import PkiDir, as_dir
-from svpn.access.revocation import write_crl
-from svpn.access.user_keys import write_new_key
-from svpn.access.validation import validate_days, validate_passphrase
+from svpn.access.pki.issuing import IssueResult
+from svpn.access.pki.pkidir import PkiDir, as_dir
+from svpn.access.pki.revocation import write_crl
+from svpn.access.pki.user_keys import write_new_key
+from svpn.access.pki.validation import validate_days, validate_passphrase
 from svpn.core.errors import SvpnError
 from svpn.core.files import atomic_write
 

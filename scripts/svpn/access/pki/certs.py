@@ -1,7 +1,7 @@
 """Keys and certificates as objects: making a key, the CA certificate and the extensions svpn puts in
 certificates, re-signing one with other policies, and the small readers the PKI modules share (a PEM
 certificate file, a public key's DER, the subject CN, a serial's hex). Nothing here touches the index.
-Pure but for :func:`load_cert`; imports svpn.access.keystore and cert_policy, and svpn.core."""
+Pure but for :func:`load_cert`; imports svpn.access.pki.keystore and cert_policy, and svpn.core."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID, ObjectIdentifier
 
-from svpn.access import keystore
-from svpn.access.cert_policy import policies_extension
+from svpn.access.pki import keystore
+from svpn.access.pki.cert_policy import policies_extension
 from svpn.core.errors import SvpnError
 
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
@@ -42,7 +42,7 @@ def hash_for(key: PrivateKey) -> hashes.HashAlgorithm:
 
 
 def key_pem(key: PrivateKey, passphrase: bytes | None = None) -> bytes:
-    """PKCS#8 PEM: under scrypt (:func:`svpn.access.keystore.encrypt_pkcs8`) with *passphrase*, else in
+    """PKCS#8 PEM: under scrypt (:func:`svpn.access.pki.keystore.encrypt_pkcs8`) with *passphrase*, else in
     clear."""
     if passphrase:
         return keystore.encrypt_pkcs8(key, passphrase)

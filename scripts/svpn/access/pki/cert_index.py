@@ -10,7 +10,7 @@ user ID, which is also the subject CN), ``not_after`` (ISO 8601, UTC), ``status`
 key) and ``revoked_at`` (ISO 8601 or null); user records also keep ``email`` and ``full_name``. Records
 keep ``identities`` (every IKE identity the certificate carries, as strongSwan prints it: the certificate
 file is overwritten by the next one) and ``policies`` (its certificate policy OIDs; user certificates, and
-the CA, carry :data:`svpn.access.cert_policy.USER_CERT_POLICY`); older records have neither.
+the CA, carry :data:`svpn.access.pki.cert_policy.USER_CERT_POLICY`); older records have neither.
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ from typing import Any
 
 from cryptography import x509
 
-from svpn.access import clock
-from svpn.access.cert_policy import cert_policies
-from svpn.access.certs import load_cert, serial_hex
-from svpn.access.pkidir import Kind, PkiDir, as_dir, require_ca
-from svpn.access.validation import validate_id
+from svpn.access.pki import clock
+from svpn.access.pki.cert_policy import cert_policies
+from svpn.access.pki.certs import load_cert, serial_hex
+from svpn.access.pki.pkidir import Kind, PkiDir, as_dir, require_ca
+from svpn.access.pki.validation import validate_id
 from svpn.core.errors import SvpnError
 from svpn.core.files import atomic_write
 from svpn.farm.identities import cert_identities, unique

@@ -9,7 +9,7 @@ controller's disk, not rendering them, is what takes the time.
 Each (OS, format, tunnel mode, helpdesk known) is rendered by Jinja once per process into a
 :class:`Skeleton` with ``${...}`` placeholders (:class:`string.Template` syntax); a user's guide is that
 skeleton filled with the user's values (HTML-escaped for HTML): a string join per file, not a render.
-Imports svpn.access.bundle (what a bundle is made from).
+Imports svpn.access.bundles.bundle (what a bundle is made from).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import markupsafe
 import yaml
 from cryptography import x509
 
-from svpn.access.bundle import NM_DIR, TEMPLATES, BundleContext, UserInfo
+from svpn.access.bundles.bundle import NM_DIR, TEMPLATES, BundleContext, UserInfo
 
 OSES = ("ios", "macos", "android", "windows", "linux")
 LANGS = ("ko", "en")  # in document order

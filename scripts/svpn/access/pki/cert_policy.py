@@ -1,7 +1,7 @@
 """The certificate policy of user certificates: "a user is their certificate". Which certificates carry
 it (:func:`policies_for`), reading and writing the certificatePolicies extension, and the swanctl.conf text
 that makes a concentrator require it (the Ansible filter ``svpn_cert_policy``). Pure; imports
-svpn.access.pkidir (the kinds) and svpn.farm.
+svpn.access.pki.pkidir (the kinds) and svpn.farm.
 
 USER_CERT_POLICY is on user certificates alone. Concentrators require it (swanctl ``remote { cert_policy }``),
 so no other certificate of the CA (a concentrator's, say) is accepted as a user. Self-allocated under the
@@ -16,7 +16,7 @@ from __future__ import annotations
 from cryptography import x509
 from cryptography.x509.oid import ObjectIdentifier
 
-from svpn.access.pkidir import Kind
+from svpn.access.pki.pkidir import Kind
 from svpn.farm.identities import strongswan_oid_text
 
 USER_CERT_POLICY = ObjectIdentifier("2.25.319149070241477104863397707334227277834")

@@ -1,8 +1,8 @@
 """What every file of a user's bundle is made from: the farm settings (read and checked from the inventory's
 ``group_vars/all.yml``), the run's :class:`BundleContext` (settings, the clients' proposals, the CA, and a
 fingerprint of all that and of the templates) and the user's :class:`UserInfo`. The profiles
-(:mod:`svpn.access.profiles`) and the install guides (:mod:`svpn.access.guides`) both take these. Imports
-svpn.access.validation, svpn.farm and svpn.core.
+(:mod:`svpn.access.bundles.profiles`) and the install guides (:mod:`svpn.access.bundles.guides`) both take
+these. Imports svpn.access.pki.validation, svpn.farm and svpn.core.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import yaml
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from svpn.access.validation import validate_dns_name
+from svpn.access.pki.validation import validate_dns_name
 from svpn.core.errors import SvpnError
 from svpn.farm import proposals
 from svpn.farm.facts import TUNNEL_MODES, TunnelMode

@@ -1,11 +1,11 @@
 """The users' private keys at rest: sealed in ``users/ID.key.enc`` under the users' key-encryption key (KEK,
-:mod:`svpn.access.keystore`), or in clear in ``users/ID.key`` in a PKI made before keys were sealed (read,
+:mod:`svpn.access.pki.keystore`), or in clear in ``users/ID.key`` in a PKI made before keys were sealed (read,
 then sealed and removed on the next write: :func:`seal_clear_user_keys`). Also the one rule for writing a
 new private key file (never over an existing one) and reading a clear PEM key. Imports svpn.access
 (keystore, pkidir, certs, validation) and svpn.core.
 
 A user's key is never in clear on disk after a write: a run derives the KEK once from the CA passphrase
-(:class:`svpn.access.ca.Unlock`) and seals or opens each user's key with it.
+(:class:`svpn.access.pki.ca.Unlock`) and seals or opens each user's key with it.
 """
 
 from __future__ import annotations
@@ -17,14 +17,14 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from svpn.access import keystore
-from svpn.access.certs import PrivateKey, public_der
-from svpn.access.pkidir import PkiDir, as_dir
-from svpn.access.validation import ID_RE
+from svpn.access.pki import keystore
+from svpn.access.pki.certs import PrivateKey, public_der
+from svpn.access.pki.pkidir import PkiDir, as_dir
+from svpn.access.pki.validation import ID_RE
 from svpn.core.errors import SvpnError
 from svpn.core.files import atomic_write
 
-# The users' KEK, or how to get it: a CA derives it on first use only (svpn.access.ca.CA.user_kek).
+# The users' KEK, or how to get it: a CA derives it on first use only (svpn.access.pki.ca.CA.user_kek).
 KekSource = keystore.Kek | Callable[[], keystore.Kek]
 
 
@@ -89,7 +89,7 @@ def has_user_key(pki_dir: PkiDir | Path, user_id: str) -> bool:
 
 def read_user_key(pki_dir: PkiDir | Path, kek: keystore.Kek, user_id: str) -> PrivateKey:
     """A user's private key: opened from ``users/ID.key.enc`` with *kek* (see
-    :meth:`svpn.access.ca.CA.user_kek` and :func:`svpn.access.ca.open_user_keys`), or read from
+    :meth:`svpn.access.pki.ca.CA.user_kek` and :func:`svpn.access.pki.ca.open_user_keys`), or read from
     ``users/ID.key`` in a PKI from before keys were sealed."""
     pki = as_dir(pki_dir)
     key, _in_clear = user_key(pki, kek, user_id)
@@ -100,7 +100,7 @@ def read_user_key(pki_dir: PkiDir | Path, kek: keystore.Kek, user_id: str) -> Pr
 
 def user_key(pki: PkiDir, kek: KekSource, user_id: str) -> tuple[PrivateKey | None, bool]:
     """The user's key (None if there is none) and whether it lay in clear. With a function for *kek* (a
-    CA's :meth:`~svpn.access.ca.CA.user_kek`), the KEK is derived only if a sealed key must be opened."""
+    CA's :meth:`~svpn.access.pki.ca.CA.user_kek`), the KEK is derived only if a sealed key must be opened."""
     if pki.key_path("user", user_id).exists():
         return _open_sealed(pki, kek if isinstance(kek, keystore.Kek) else kek(), user_id), False
     key = existing_key(pki.clear_key_path(user_id))

@@ -10,10 +10,10 @@ Layout under the PKI directory (default ``pki/`` at the repository root; directo
     servers/NAME.key    concentrator private key (PKCS#8 PEM, unencrypted: deployed to the node, 0600)
     users/ID.crt        user certificate (PEM)
     users/ID.key.enc    user private key, sealed (AES-256-GCM under the users' key-encryption key, 0600)
-    index.json          the issuance record (:mod:`svpn.access.cert_index`)
+    index.json          the issuance record (:mod:`svpn.access.pki.cert_index`)
     crl.pem             the CRL (PEM), signed by the CA
 
-The formats of ``ca.key``, ``kek.json`` and ``ID.key.enc`` are described in :mod:`svpn.access.keystore`.
+The formats of ``ca.key``, ``kek.json`` and ``ID.key.enc`` are described in :mod:`svpn.access.pki.keystore`.
 Every file is written atomically (:func:`svpn.core.files.atomic_write`).
 """
 

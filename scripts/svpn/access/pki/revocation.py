@@ -12,12 +12,12 @@ from typing import Any, Literal
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from svpn.access import clock
-from svpn.access.ca import CA
-from svpn.access.cert_index import Index
-from svpn.access.certs import hash_for
-from svpn.access.pkidir import Kind, PkiDir, as_dir
-from svpn.access.validation import validate_days, validate_id
+from svpn.access.pki import clock
+from svpn.access.pki.ca import CA
+from svpn.access.pki.cert_index import Index
+from svpn.access.pki.certs import hash_for
+from svpn.access.pki.pkidir import Kind, PkiDir, as_dir
+from svpn.access.pki.validation import validate_days, validate_id
 from svpn.core.errors import SvpnError
 from svpn.core.files import atomic_write
 

@@ -1,8 +1,8 @@
 """Per-user VPN bundles: PKCS#12, the client profiles of every OS, and the install guides.
 
 Everything in a bundle derives from the farm settings in the inventory (``group_vars/all.yml``: VPN name,
-public address, tunnel mode, internal networks, DNS, proposals) — the same file the concentrator roles
-read, through :func:`svpn.access.bundle.load_farm_settings` — and the proposals go through the one mapping
+public address, tunnel mode, internal networks, DNS, proposals) — the same file the concentrator roles read,
+through :func:`svpn.access.bundles.bundle.load_farm_settings` — and the proposals go through the one mapping
 table in :mod:`svpn.farm.proposals`. Imports svpn.access (bundle, guides, certs).
 
 A bundle directory ``BUNDLES/ID/`` (0700, files 0600) holds::
@@ -53,9 +53,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from svpn.access import guides
-from svpn.access.bundle import NM_DIR, TEMPLATES, BundleContext, UserInfo
-from svpn.access.certs import PrivateKey
+from svpn.access.bundles import guides
+from svpn.access.bundles.bundle import NM_DIR, TEMPLATES, BundleContext, UserInfo
+from svpn.access.pki.certs import PrivateKey
 
 P12_KDF_ROUNDS = 2048
 PASSWORD_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i: read aloud and typed on phones

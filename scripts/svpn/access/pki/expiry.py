@@ -12,10 +12,10 @@ from typing import Any, Literal
 
 from cryptography import x509
 
-from svpn.access import clock
-from svpn.access.cert_index import Index
-from svpn.access.certs import common_name, load_cert
-from svpn.access.pkidir import PkiDir, as_dir, require_ca
+from svpn.access.pki import clock
+from svpn.access.pki.cert_index import Index
+from svpn.access.pki.certs import common_name, load_cert
+from svpn.access.pki.pkidir import PkiDir, as_dir, require_ca
 from svpn.core.errors import SvpnError
 
 WARN_DAYS = 14  # the CA and the concentrator certificates
