@@ -24,6 +24,7 @@ def test_the_health_checker_ships_with_what_it_imports() -> None:
         "svpn/core/errors.py",
         "svpn/farm/__init__.py",
         "svpn/farm/buckets.py",
+        "svpn/farm/facts.py",
         "svpn/farm/lbhealth.py",
     ]
     assert all(f["content"] == (SCRIPTS / f["path"]).read_text() for f in files)

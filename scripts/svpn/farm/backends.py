@@ -6,7 +6,7 @@ import ipaddress
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from svpn.farm.facts import DEFAULT_NODE_STATE, NODE_STATES
+from svpn.farm.facts import ACTIVE, DEFAULT_NODE_STATE, NODE_STATES
 
 
 def pool_routes(
@@ -42,7 +42,7 @@ def bucket_map(rows: Iterable[Mapping[str, str]], buckets: int) -> list[dict[str
     """Bucket → backend address for the nodes that take new flows (all active ones)."""
     from svpn.farm.buckets import bucket_owners
 
-    active = {row["name"]: row["address"] for row in rows if row["state"] == "active"}
+    active = {row["name"]: row["address"] for row in rows if row["state"] == ACTIVE}
     owners = bucket_owners(sorted(active), buckets)
     return [
         {"bucket": bucket, "node": owner, "address": active[owner]} for bucket, owner in enumerate(owners)

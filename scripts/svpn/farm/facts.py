@@ -6,8 +6,9 @@ from __future__ import annotations
 from typing import Literal
 
 # concentrator_state: "active" takes new flows; "drain" keeps its users but gets no new ones.
-NODE_STATES = ("active", "drain")
-DEFAULT_NODE_STATE = "active"
+ACTIVE, DRAIN = "active", "drain"
+NODE_STATES = (ACTIVE, DRAIN)
+DEFAULT_NODE_STATE = ACTIVE
 
 # svpn_tunnel_mode: "split" sends only the internal networks through the tunnel, "full" sends everything.
 TunnelMode = Literal["split", "full"]

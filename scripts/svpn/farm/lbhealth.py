@@ -12,8 +12,9 @@ view is written to /run/svpn-lb/state.json for operators and auditors. SIGHUP re
 `svpn-lb-health probe ADDRESS` sends one probe and exits 0 when IKE answered (playbooks/scale.yml).
 
 This module runs on the LB under Debian's python3, copied there by roles/loadbalancer together with the
-svpn modules it imports: it may import only the standard library, svpn.farm.buckets and svpn.core. Its
-I/O (commands, files, clocks, the log) goes through :class:`Host`; the rest is pure and unit-tested.
+svpn modules it imports: it may import only the standard library, svpn.farm.buckets, svpn.farm.facts and
+svpn.core. Its I/O (commands, files, clocks, the log) goes through :class:`Host`; the rest is pure and
+unit-tested.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
 from svpn.farm.buckets import bucket_owners
+from svpn.farm.facts import ACTIVE
 
 CONFIG = Path("/etc/svpn-lb/backends.json")
 # Runtime admin states set by playbooks/drain.yml ({"conc2": "drain"}); they win over backends.json and
@@ -41,7 +43,6 @@ ADMIN = Path("/etc/svpn-lb/admin-state.json")
 STATE_DIR = Path("/run/svpn-lb")
 RESYNC_SECONDS = 10
 TABLE = "inet svpn_lb"  # the nft table of roles/loadbalancer/templates/nftables.conf.j2
-TAKES_NEW_FLOWS = "active"  # the admin state whose nodes own buckets (svpn.farm.facts.NODE_STATES)
 
 _SUMMARY = re.compile(r"(\d+) returned handshake; (\d+) returned notify")
 _FLOW = re.compile(r"src=(\S+) dst=\S+ sport=(\d+) dport=\d+ .*?src=(\S+) dst=")
@@ -153,7 +154,7 @@ class Node:
 
 def table_owners(nodes: Iterable[Node], buckets: int) -> list[str] | None:
     """Each bucket's owner among the nodes that are up and active; None when there is none."""
-    eligible = sorted(n.name for n in nodes if n.up and n.admin == TAKES_NEW_FLOWS)
+    eligible = sorted(n.name for n in nodes if n.up and n.admin == ACTIVE)
     return bucket_owners(eligible, buckets) if eligible else None
 
 
