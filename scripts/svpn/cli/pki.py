@@ -1,4 +1,4 @@
-"""`svpn pki ...`: the farm's private CA from the command line (the logic lives in svpn.access: ca_setup,
+"""`svpn pki ...`: the farm's private CA from the command line (the logic lives in svpn.access.pki: ca_setup,
 issuing, revocation, cert_index, expiry). Also the PKI options that `svpn users` and `svpn profiles` share."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Benchmark: wall time of playbooks/scale.yml adding one concentrator to the running lab farm."""
+"""Benchmark: wall time of playbooks/scale.yml adding one concentrator to the running lab farm (I/O)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The lab machine itself: a running docker engine and the one forwarding rule the lab needs."""
+"""The lab machine itself: a running docker engine and the one forwarding rule the lab needs (I/O)."""
 
 from __future__ import annotations
 

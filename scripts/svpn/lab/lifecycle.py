@@ -1,4 +1,4 @@
-"""Bring the lab up and down: docker networks and systemd container hosts for a lab inventory."""
+"""Bring the lab up and down: docker networks and systemd container hosts for a lab inventory (I/O)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Read ansible-playbook's PLAY RECAP: what a run changed, host by host."""
+"""Read ansible-playbook's PLAY RECAP: what a run changed, host by host (pure; `svpn lab bench-scale` and
+the scale scenario use it)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Who is connected in the lab: read through each host's own vici socket (no stand-ins)."""
+"""Who is connected in the lab: read through each host's own vici socket (I/O, no stand-ins)."""
 
 from __future__ import annotations
 
