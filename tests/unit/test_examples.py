@@ -23,10 +23,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # inventory directory -> the `svpn plan` arguments that wrote it (plus --out inventories/NAME)
 EXAMPLES = {
-    "example-500": ["--users", "500", "--dns", "198.18.72.53"],
-    "example-10000": ["--users", "10000", "--dns", "198.18.72.53"],
+    "example-500": ["--users", "500", "--dns", "198.18.72.53", "--management-networks", "198.18.73.0/24"],
+    "example-10000": ["--users", "10000", "--dns", "198.18.72.53", "--management-networks", "198.18.73.0/24"],
 }
-FLAG_KEYS = {"--users": "users", "--dns": "dns"}
+FLAG_KEYS = {"--users": "users", "--dns": "dns", "--management-networks": "management_networks"}
 
 
 def tree(directory: Path) -> dict[str, bytes]:

@@ -20,6 +20,7 @@ from svpn.inventory.tree import read_tree
 ROOT = Path(__file__).resolve().parents[2]
 
 FARM: dict[str, Any] = {
+    "svpn_management_networks": ["198.18.73.0/24"],
     "svpn_vpn_name": "vpn.svpn.test",
     "svpn_public_address": "198.18.1.10",
     "svpn_lb_inside_address": "198.18.3.10",

@@ -25,7 +25,7 @@ from svpn.inventory.render import (
     render_tree,
 )
 from svpn.inventory.schema import ALL_VARS, HOSTS, LB_VARS, TUNING_KEYS, host_vars_path
-from svpn.inventory.tree import tree_diff
+from svpn.inventory.tree import read_tree, tree_diff
 from svpn.inventory.yamlout import Entry, emit_yaml, entries_data, yaml_scalar
 from svpn.planning.defaults import DEFAULT_ESP_PROPOSALS, DEFAULT_IKE_PROPOSALS, DEFAULT_INPUT
 from svpn.planning.inputs import resolve_input
@@ -37,7 +37,12 @@ Run = Callable[..., tuple[int, str, str]]
 ROOT = Path(__file__).resolve().parents[2]
 
 
+MANAGEMENT = "198.18.73.0/24"  # where the tests' controller would reach the hosts from over SSH
+MGMT = ("--management-networks", MANAGEMENT)
+
+
 def make(users: int = 10000, **values: Any) -> Plan:
+    values.setdefault("management_networks", [MANAGEMENT])
     return make_plan(resolve_input([({"users": users, **values}, "test")]))
 
 
@@ -352,16 +357,16 @@ def test_plan_without_out_prints_and_writes_nothing(
     run: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    code, out, _err = run("plan", "--users", "10000")
+    code, out, _err = run("plan", *MGMT, "--users", "10000")
     assert code == 0 and "Nodes: 4 (3 nodes carry 10,000 concurrent users" in out
-    code, out, _err = run("plan", "--users", "10000", "--profile", "video-tunnel", "--json")
+    code, out, _err = run("plan", *MGMT, "--users", "10000", "--profile", "video-tunnel", "--json")
     assert code == 0 and json.loads(out)["node_count"] == 9 and json.loads(out)["binding"] == "throughput"
     assert list(tmp_path.iterdir()) == []
 
 
 def test_plan_out_writes_check_passes_and_a_rerun_changes_nothing(run: Run, tmp_path: Path) -> None:
     out_dir = tmp_path / "inv"
-    code, _out, err = run("plan", "--users", "500", "--out", out_dir)
+    code, _out, err = run("plan", *MGMT, "--users", "500", "--out", out_dir)
     assert code == 0 and "wrote 9 file(s)" in err
     first = tree(out_dir)
     assert set(first) == {
@@ -375,7 +380,7 @@ def test_plan_out_writes_check_passes_and_a_rerun_changes_nothing(run: Run, tmp_
         "CAPACITY.md",
         ".capacity.svg",
     }
-    code, _out, err = run("plan", "--users", "500", "--out", out_dir)
+    code, _out, err = run("plan", *MGMT, "--users", "500", "--out", out_dir)
     assert code == 0 and "is up to date" in err and tree(out_dir) == first
     code, out, _err = run("inventory", "check", out_dir)
     assert code == 0 and "OK (2 concentrators, 2 load balancers, 500 users" in out
@@ -383,12 +388,12 @@ def test_plan_out_writes_check_passes_and_a_rerun_changes_nothing(run: Run, tmp_
 
 def test_plan_out_refuses_to_replace_a_different_inventory(run: Run, tmp_path: Path) -> None:
     out_dir = tmp_path / "inv"
-    run("plan", "--users", "10000", "--out", out_dir)
+    run("plan", *MGMT, "--users", "10000", "--out", out_dir)
     before = tree(out_dir)
-    code, _out, err = run("plan", "--users", "500", "--out", out_dir)
+    code, _out, err = run("plan", *MGMT, "--users", "500", "--out", out_dir)
     assert code == 2 and "already holds an inventory that differs" in err and "--force" in err
     assert tree(out_dir) == before
-    code, _out, _err = run("plan", "--users", "500", "--out", out_dir, "--force")
+    code, _out, _err = run("plan", *MGMT, "--users", "500", "--out", out_dir, "--force")
     assert code == 0 and not (out_dir / "host_vars/conc3.yml").exists()
     assert run("inventory", "check", out_dir)[0] == 0
 
@@ -419,7 +424,7 @@ def test_plan_out_refuses_to_replace_a_different_inventory(run: Run, tmp_path: P
 def test_bad_input_exits_2_with_the_field_and_writes_nothing(
     run: Run, tmp_path: Path, argv: list[str], message: str
 ) -> None:
-    code, _out, err = run("plan", *argv, "--out", tmp_path / "inv")
+    code, _out, err = run("plan", *MGMT, *argv, "--out", tmp_path / "inv")
     assert code == 2 and message in err and "Traceback" not in err
     if message.startswith("svpn: error"):
         assert err.count("\n") == 1  # one line
@@ -429,7 +434,7 @@ def test_bad_input_exits_2_with_the_field_and_writes_nothing(
 def test_plan_refuses_weak_crypto_exits_2_and_writes_nothing(run: Run, tmp_path: Path) -> None:
     out_dir = tmp_path / "inv"
     argv = ["--users", "500", "--ike-proposals", "3des-sha1-modp1024", "--esp-proposals", "null"]
-    code, out, err = run("plan", *argv, "--out", out_dir)
+    code, out, err = run("plan", *MGMT, *argv, "--out", out_dir)
     assert (code, out) == (2, "") and "Traceback" not in err and err.count("\n") == 1
     assert err.startswith(
         "svpn: error: crypto policy: ike_proposals (--ike-proposals) -> svpn_ike_proposals: "
@@ -438,9 +443,9 @@ def test_plan_refuses_weak_crypto_exits_2_and_writes_nothing(run: Run, tmp_path:
     assert "esp_proposals (--esp-proposals) -> svpn_esp_proposals: ESP proposal 'null' is refused" in err
     assert not out_dir.exists()
     # nor over an existing inventory, even with --force
-    assert run("plan", "--users", "500", "--out", out_dir)[0] == 0
+    assert run("plan", *MGMT, "--users", "500", "--out", out_dir)[0] == 0
     before = tree(out_dir)
-    code, _out, err = run("plan", *argv, "--out", out_dir, "--force")
+    code, _out, err = run("plan", *MGMT, *argv, "--out", out_dir, "--force")
     assert code == 2 and "crypto policy" in err and tree(out_dir) == before
     code, _out, err = run("plan", "--from", out_dir, "--esp-proposals", "aes256gcm16", "--out", out_dir)
     assert code == 2 and "ESP proposal 'aes256gcm16' has no DH group" in err and tree(out_dir) == before
@@ -449,7 +454,7 @@ def test_plan_refuses_weak_crypto_exits_2_and_writes_nothing(run: Run, tmp_path:
 def test_plan_esp_pfs_optional_is_written_checked_and_kept_when_growing(run: Run, tmp_path: Path) -> None:
     out_dir = tmp_path / "inv"
     argv = ["--users", "500", "--esp-proposals", "aes256gcm16-ecp384,aes128gcm16", "--esp-pfs-optional"]
-    assert run("plan", *argv, "--out", out_dir)[0] == 0
+    assert run("plan", *MGMT, *argv, "--out", out_dir)[0] == 0
     farm = yaml.safe_load((out_dir / ALL_VARS).read_text())
     assert farm["svpn_esp_pfs_optional"] is True and farm["svpn_esp_proposals"][1] == "aes128gcm16"
     assert run("inventory", "check", out_dir)[0] == 0
@@ -468,7 +473,7 @@ def test_plan_esp_pfs_optional_is_written_checked_and_kept_when_growing(run: Run
 
 def test_inventory_check_refuses_weak_crypto_in_a_planned_inventory(run: Run, tmp_path: Path) -> None:
     out_dir = tmp_path / "inv"
-    run("plan", "--users", "500", "--out", out_dir)
+    run("plan", *MGMT, "--users", "500", "--out", out_dir)
     all_yml = out_dir / ALL_VARS
     text = all_yml.read_text()
     all_yml.write_text(
@@ -510,19 +515,19 @@ def test_plan_file_and_calibration(run: Run, tmp_path: Path) -> None:
     plan_file.write_text("users: 500\nusers: 600\n")
     assert "duplicate key 'users'" in run("plan", "--plan", plan_file)[2]
     calibration.write_text('{"ike_sas_per_node": "many"}')
-    code, _out, err = run("plan", "--users", "500", "--calibration", calibration)
+    code, _out, err = run("plan", *MGMT, "--users", "500", "--calibration", calibration)
     assert code == 2 and "ike_sas_per_node is 'many'; give a whole number greater than 0" in err
     calibration.write_text('{"ike_sas": 1}')
     assert (
         "unknown key 'ike_sas'; valid keys: ike_sas_per_node"
-        in run("plan", "--users", "5", "--calibration", calibration)[2]
+        in run("plan", *MGMT, "--users", "5", "--calibration", calibration)[2]
     )
     assert "cannot read" in run("plan", "--plan", tmp_path / "none.yml")[2]
 
 
 def test_from_grows_in_place_keeping_existing_hosts_byte_for_byte(run: Run, tmp_path: Path) -> None:
     out_dir = tmp_path / "inv"
-    run("plan", "--users", "4000", "--ike-sas-per-node", "2000", "--out", out_dir)
+    run("plan", *MGMT, "--users", "4000", "--ike-sas-per-node", "2000", "--out", out_dir)
     before = tree(out_dir)
     code, out, err = run("plan", "--from", out_dir, "--users", "8000")  # dry run
     assert code == 0 and "nothing written: add --out" in err and tree(out_dir) == before
@@ -544,7 +549,7 @@ def test_from_grows_in_place_keeping_existing_hosts_byte_for_byte(run: Run, tmp_
 
 def test_inventory_check_lists_every_problem_and_exits_1(run: Run, tmp_path: Path) -> None:
     out_dir = tmp_path / "inv"
-    run("plan", "--users", "10000", "--out", out_dir)
+    run("plan", *MGMT, "--users", "10000", "--out", out_dir)
     conc2 = out_dir / "host_vars/conc2.yml"
     conc2.write_text(conc2.read_text().replace("198.19.32.0/19", "198.19.0.0/24").replace(".22", ".21"))
     code, _out, err = run("inventory", "check", out_dir)
@@ -584,3 +589,35 @@ def test_inventory_check_reports_a_broken_hand_written_farm(run: Run, tmp_path: 
 def test_a_hand_written_farm_cannot_be_grown(run: Run) -> None:
     code, _out, err = run("plan", "--from", ROOT / "inventories/lab", "--users", "500")
     assert code == 2 and "not written by `svpn plan`" in err and "Traceback" not in err
+
+
+def test_ssh_managed_hosts_must_keep_ssh_open(run: Run, tmp_path: Path) -> None:
+    """A plan without management networks: the warning at once, then the check refuses every farm host
+    (they are reached over SSH: nothing sets ansible_connection), naming the field and the flag."""
+    out_dir = tmp_path / "inv"
+    code, _out, err = run("plan", "--users", "500", "--out", out_dir)
+    assert code == 0 and "svpn_management_networks is empty" in err
+    code, _out, err = run("inventory", "check", out_dir)
+    assert code != 0
+    refused = [line for line in err.splitlines() if "lock the controller out" in line]
+    assert len(refused) == 4  # conc1, conc2, lb1, lb2
+    assert all("svpn plan --management-networks" in line for line in refused)
+    # a host reached another way (the lab's docker connection) keeps no SSH and is fine
+    files = read_tree(out_dir)
+    docker = edit(
+        files, "group_vars/all.yml", lambda d: d.update(ansible_connection="community.docker.docker")
+    )
+    assert not [p for p in check_tree(docker) if "lock the controller out" in p]
+    # a role's own list wins over the farm-wide one, and a bad entry is named
+    lb1 = edit(
+        files, "host_vars/lb1.yml", lambda d: d.update(loadbalancer_management_networks=["198.18.73.5/32"])
+    )
+    assert not [p for p in check_tree(lb1) if "host lb1" in p and "lock" in p]
+    bad = edit(files, "group_vars/all.yml", lambda d: d.update(svpn_management_networks=["198.18.73.1/24"]))
+    assert any(
+        "svpn_management_networks: '198.18.73.1/24' is not an IPv4 network" in p for p in check_tree(bad)
+    )
+    # with the flag, the warning is gone and the check passes
+    code, _out, err = run("plan", *MGMT, "--users", "500", "--out", out_dir, "--force")
+    assert code == 0 and "warning" not in err
+    assert run("inventory", "check", out_dir)[0] == 0

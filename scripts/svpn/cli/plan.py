@@ -159,6 +159,16 @@ _OPTIONS: list[tuple[str, dict[str, Any]]] = [
     ("--internal-networks", {"help": _help("What users reach, comma-separated", "internal_networks")}),
     ("--dns", {"help": _help("DNS servers handed to clients, comma-separated", "dns")}),
     (
+        "--management-networks",
+        {
+            "help": _help(
+                "Where SSH to the farm's hosts comes from (the controller, jump hosts), comma-separated; "
+                "the only SSH the firewalls accept",
+                "management_networks",
+            )
+        },
+    ),
+    (
         "--tunnel-mode",
         {"type": click.Choice(list(TUNNEL_MODES)), "help": _help(" or ".join(TUNNEL_MODES), "tunnel_mode")},
     ),
@@ -257,6 +267,13 @@ def plan(
     changed = tree.write_tree(out_dir, files, stale)
     summary = f"wrote {len(changed)} file(s) in {out_dir}" if changed else f"{out_dir} is up to date"
     click.echo(summary, err=True)
+    if not inp.management_networks:
+        click.echo(
+            "svpn: warning: svpn_management_networks is empty: the firewalls will accept no SSH, so "
+            "`svpn inventory check` and the playbooks refuse hosts managed over SSH until it lists where "
+            "SSH comes from (--management-networks CIDR,...)",
+            err=True,
+        )
 
 
 @click.group("inventory")

@@ -17,6 +17,7 @@ from svpn.core.errors import SvpnError
 from svpn.farm import proposals
 from svpn.farm.buckets import DEFAULT_BUCKETS
 from svpn.farm.facts import DEFAULT_NODE_STATE, NODE_STATES, TUNNEL_MODES, pool_leases
+from svpn.inventory.management import ssh_problems
 from svpn.inventory.schema import (
     ALL_KEYS,
     LB_GROUP,
@@ -389,7 +390,7 @@ def _check_host(
     tally: _Tally,
     out: list[str],
 ) -> None:
-    """One host: its addresses; a concentrator's pool, state and tuning; an LB's bucket count."""
+    """One host: its addresses; a concentrator's pool, state and tuning; an LB's bucket count; its SSH."""
     prefix = f"host {host}: "
     is_lb, is_node = host in lbs, host in nodes
     if is_lb and is_node:
@@ -404,8 +405,10 @@ def _check_host(
     _check_addresses(host, host_vars, required, is_node, bool(lbs), facts, tally.owners, out)
     if is_node:
         _check_concentrator(host, host_vars, facts.planned, tally, out)
+        ssh_problems(host, NODE_GROUP, host_vars, out)
     if is_lb:
         _check_lb_buckets(prefix, host_vars, len(nodes), facts.planned, tally, out)
+        ssh_problems(host, LB_GROUP, host_vars, out)
 
 
 def _check_concentrator(

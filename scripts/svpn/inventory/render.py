@@ -141,6 +141,13 @@ def all_entries(plan: Plan) -> list[Entry]:
         Entry("svpn_internal_networks", list(inp.internal_networks), "What users reach through the tunnel."),
         Entry("svpn_dns_servers", list(inp.dns), "DNS servers handed to clients (may be empty)."),
         Entry(
+            "svpn_management_networks",
+            list(inp.management_networks),
+            "Where SSH to the farm's hosts comes from (the controller, admins' jump hosts): the only "
+            "SSH the roles' firewalls accept. Empty closes SSH, which the checks refuse for hosts managed "
+            "over SSH.",
+        ),
+        Entry(
             "svpn_ike_proposals",
             list(inp.ike_proposals),
             "Crypto: AES-GCM with SHA-2 PRFs and ECP/curve25519 groups only (strongSwan keywords); "

@@ -48,6 +48,7 @@ ALL_TO_INPUT = {
     "svpn_tunnel_mode": "tunnel_mode",
     "svpn_internal_networks": "internal_networks",
     "svpn_dns_servers": "dns",
+    "svpn_management_networks": "management_networks",
     "svpn_ike_proposals": "ike_proposals",
     "svpn_esp_proposals": "esp_proposals",
     "svpn_esp_pfs_optional": "esp_pfs_optional",
@@ -58,7 +59,7 @@ ALL_TO_INPUT = {
 NETWORK_ROLES = ("public", "inside", "internal")
 ALL_KEYS = ("svpn_networks", "svpn_plan", *ALL_TO_INPUT)
 # planner keys a planned farm may lack (the default applies): inventories planned before the key existed
-OPTIONAL_PLAN_KEYS = {"svpn_esp_pfs_optional": False}
+OPTIONAL_PLAN_KEYS: dict[str, object] = {"svpn_esp_pfs_optional": False, "svpn_management_networks": []}
 
 
 def host_vars_path(name: str) -> str:

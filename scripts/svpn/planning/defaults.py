@@ -104,6 +104,8 @@ DEFAULT_INPUT: dict[str, Any] = {
     "inside_vip": None,  # host .10 of the inside network: the LB pair's inside VIP
     "internal_networks": None,  # the internal network
     "dns": [],
+    # where SSH to the farm's hosts comes from (the controller, admins' jump hosts): the firewalls accept it
+    "management_networks": [],
     "tunnel_mode": "split",
     "ike_proposals": list(DEFAULT_IKE_PROPOSALS),
     "esp_proposals": list(DEFAULT_ESP_PROPOSALS),

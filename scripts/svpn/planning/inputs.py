@@ -105,6 +105,10 @@ def resolve_input(layers: Sequence[tuple[Mapping[str, Any], str]]) -> PlanInput:
             str(as_network("internal_networks", n)) for n in as_list("internal_networks", internal_networks)
         ),
         dns=tuple(str(as_address("dns", a)) for a in as_list("dns", raw["dns"])),
+        management_networks=tuple(
+            str(as_network("management_networks", n))
+            for n in as_list("management_networks", raw["management_networks"])
+        ),
         tunnel_mode=as_choice("tunnel_mode", raw["tunnel_mode"], TUNNEL_MODES),
         ike_proposals=as_proposals("ike_proposals", raw["ike_proposals"]),
         esp_proposals=as_proposals("esp_proposals", raw["esp_proposals"]),

@@ -51,6 +51,7 @@ class PlanInput:
     inside_vip: str
     internal_networks: tuple[str, ...]
     dns: tuple[str, ...]
+    management_networks: tuple[str, ...]
     tunnel_mode: str
     ike_proposals: tuple[str, ...]
     esp_proposals: tuple[str, ...]

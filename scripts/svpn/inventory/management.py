@@ -1,0 +1,70 @@
+"""SSH is never closed by accident: the check that an SSH-managed farm host keeps SSH open to the controller.
+
+Both roles' firewalls accept SSH only from their ``*_management_networks`` (by default the farm-wide
+``svpn_management_networks``); with none, the first deploy would close SSH on a host Ansible reaches over
+SSH and lock the operator out of the farm, and out of every later playbook. Hosts reached another way (the
+lab's and the scenarios' docker connection, ``local``) are not concerned. Pure; part of
+:func:`svpn.inventory.checks.farm_problems`. Imports svpn.core and svpn.inventory.schema.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from typing import Any
+
+from svpn.inventory.schema import LB_GROUP, NODE_GROUP
+
+FARM_KEY = "svpn_management_networks"
+ROLE_KEYS = {NODE_GROUP: "concentrator_management_networks", LB_GROUP: "loadbalancer_management_networks"}
+# Ansible's connection plugins that log in over SSH (ansible_connection unset means ssh)
+SSH_CONNECTIONS = frozenset(
+    {
+        "ssh",
+        "ansible.builtin.ssh",
+        "ansible.legacy.ssh",
+        "paramiko",
+        "paramiko_ssh",
+        "ansible.builtin.paramiko_ssh",
+    }
+)
+
+
+def networks(value: Any, where: str, out: list[str]) -> list[ipaddress.IPv4Network] | None:
+    """*value* as a list of IPv4 networks; a problem naming *where* (and None) if it is not one."""
+    if value is None:
+        return []
+    if not isinstance(value, list | tuple):
+        out.append(f"{where}: must be a list of networks (CIDR), got {value!r}")
+        return None
+    found = []
+    for item in value:
+        try:
+            found.append(ipaddress.IPv4Network(str(item), strict=True))
+        except ValueError as err:
+            out.append(f"{where}: {item!r} is not an IPv4 network in CIDR notation ({err})")
+            return None
+    return found
+
+
+def connection(host_vars: Mapping[str, Any]) -> str:
+    return str(host_vars.get("ansible_connection", "ssh"))
+
+
+def is_ssh_managed(host_vars: Mapping[str, Any]) -> bool:
+    return connection(host_vars) in SSH_CONNECTIONS
+
+
+def ssh_problems(host: str, group: str, host_vars: Mapping[str, Any], out: list[str]) -> None:
+    """A farm host of *group* (concentrators or loadbalancers) whose firewall would drop SSH although
+    Ansible manages it over SSH; also a malformed management list, managed over SSH or not."""
+    role_key = ROLE_KEYS[group]
+    key = role_key if role_key in host_vars else FARM_KEY
+    found = networks(host_vars.get(key), f"host {host}: {key}", out)
+    if found is None or found or not is_ssh_managed(host_vars):
+        return
+    out.append(
+        f"host {host}: managed over SSH (ansible_connection {connection(host_vars)}) but {key} is empty: "
+        "the firewall would accept no SSH and the first deploy would lock the controller out; list the "
+        f"networks SSH comes from in {FARM_KEY} (svpn plan --management-networks CIDR,...) or {role_key}"
+    )
