@@ -621,3 +621,22 @@ def test_ssh_managed_hosts_must_keep_ssh_open(run: Run, tmp_path: Path) -> None:
     code, _out, err = run("plan", *MGMT, "--users", "500", "--out", out_dir, "--force")
     assert code == 0 and "warning" not in err
     assert run("inventory", "check", out_dir)[0] == 0
+
+
+def test_check_playbook_refuses_to_lock_the_controller_out(run: Run, tmp_path: Path) -> None:
+    """What an operator runs: site.yml's first play (check.yml) on a planned farm reached over SSH. It
+    works on the controller alone (delegated to localhost), so no farm host is contacted."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
+    playbook = [str(Path(sys.executable).with_name("ansible-playbook")), str(ROOT / "playbooks/check.yml")]
+    for flags, refused in (((), True), (MGMT, False)):
+        out_dir = tmp_path / ("open" if flags else "closed")
+        assert run("plan", *flags, "--users", "500", "--out", out_dir)[0] == 0
+        done = subprocess.run(
+            [*playbook, "-i", str(out_dir)], capture_output=True, text=True, env=env, timeout=120, check=False
+        )
+        assert (done.returncode != 0) == refused, done.stdout + done.stderr
+        assert ("lock the controller out" in done.stdout) == refused
