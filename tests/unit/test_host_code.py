@@ -22,6 +22,7 @@ def test_the_health_checker_ships_with_what_it_imports() -> None:
         "svpn/__init__.py",
         "svpn/core/__init__.py",
         "svpn/core/errors.py",
+        "svpn/core/files.py",
         "svpn/farm/__init__.py",
         "svpn/farm/buckets.py",
         "svpn/farm/facts.py",

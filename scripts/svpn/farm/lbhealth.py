@@ -22,17 +22,16 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import json
-import os
 import re
 import signal
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
+from svpn.core.files import atomic_write
 from svpn.farm.buckets import bucket_owners
 from svpn.farm.facts import ACTIVE
 
@@ -387,12 +386,8 @@ class Checker:
     def write_state(self, owners: list[str] | None) -> None:
         """state.json, replaced atomically (readers never see half a file)."""
         state = state_document(self.nodes.values(), owners, self.applied, self.host.wall())
-        os.makedirs(self.host.state_dir, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.host.state_dir)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(state, handle, indent=1)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, self.host.state_dir / "state.json")
+        # rewritten every round on /run (tmpfs): no fsync
+        atomic_write(self.host.state_dir / "state.json", json.dumps(state, indent=1), 0o644, durable=False)
 
     def round(self) -> None:
         """One round: reload if asked, probe, re-apply the table when it changed (or every RESYNC_SECONDS),
