@@ -7,6 +7,9 @@ from pathlib import Path
 
 import click
 import pytest
+from svpn_testing.pki import PASS, make_ca
+
+from svpn.access.pki.ca import CA, load_ca
 
 Run = Callable[..., tuple[int, str, str]]
 
@@ -97,3 +100,15 @@ def cli_commands() -> dict[tuple[str, ...], tuple[click.Command, click.Context]]
             else:
                 found[(*path, name)] = (command, ctx)
     return found
+
+
+@pytest.fixture
+def d(tmp_path: Path) -> Path:
+    """A PKI directory with a CA (ECDSA P-256 to stay quick)."""
+    return make_ca(tmp_path / "pki")
+
+
+@pytest.fixture
+def ca(d: Path) -> CA:
+    """The CA of :func:`d`, unlocked."""
+    return load_ca(d, PASS)

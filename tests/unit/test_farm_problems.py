@@ -4,13 +4,13 @@ share."""
 from __future__ import annotations
 
 import copy
-import importlib.util
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from svpn_testing.plugins import farm_filters
 
 from svpn.inventory.checks import KNOWN_FARM_KEYS, farm_problems
 from svpn.inventory.read import read_farm
@@ -411,11 +411,7 @@ def test_malformed_proposal_lists_are_reported_once(farm: Farm) -> None:
 
 
 def test_the_filter_plugin_offers_farm_problems() -> None:
-    spec = importlib.util.spec_from_file_location("svpn_farm_filter", ROOT / "plugins/filter/svpn_farm.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    filters = module.FilterModule().filters()
+    filters = farm_filters()
     assert filters["svpn_farm_problems"] is farm_problems
     assert "svpn_pool_routes" in filters
 

@@ -6,9 +6,10 @@ finds it from the sources.
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
+
+from svpn_testing.plugins import farm_filters
 
 ROOT = Path(__file__).resolve().parents[2]
 USED = re.compile(r"\|\s*(svpn_[a-z0-9_]+)")
@@ -16,11 +17,7 @@ PLACES = ("roles", "playbooks", "molecule", "inventories")
 
 
 def defined_filters() -> set[str]:
-    spec = importlib.util.spec_from_file_location("svpn_farm_filter", ROOT / "plugins/filter/svpn_farm.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return set(module.FilterModule().filters())
+    return set(farm_filters())
 
 
 def used_filters() -> dict[str, list[str]]:

@@ -4,7 +4,6 @@ their IKE SAs in swanctl's listing, and the certificate policy that only user ce
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import ipaddress
 import json
 import os
@@ -19,10 +18,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID, ObjectIdentifier
+from svpn_testing.pki import PASS
+from svpn_testing.plugins import farm_filters
 
 from svpn.access import roster
 from svpn.access.pki.ca import CA, load_ca
-from svpn.access.pki.ca_setup import add_ca_policy, ca_allows_user_policy, init_ca
+from svpn.access.pki.ca_setup import add_ca_policy, ca_allows_user_policy
 from svpn.access.pki.cert_index import Index, identities_of_users
 from svpn.access.pki.cert_policy import USER_CERT_POLICY, cert_policies, swanctl_cert_policy
 from svpn.access.pki.certs import ca_certificate, with_policies
@@ -35,21 +36,8 @@ from svpn.farm.identities import cert_identities, identity_key, parse_dn, strong
 from svpn.farm.sas import ike_sas, sas_of_identities, sessions_ended_by_user
 
 ROOT = Path(__file__).resolve().parents[2]
-PASS = "correct horse battery"
 PKI_TOOL = Path("/usr/bin/pki")
 Run = Callable[..., tuple[int, str, str]]
-
-
-@pytest.fixture
-def d(tmp_path: Path) -> Path:
-    path = tmp_path / "pki"
-    init_ca(path, "Test VPN CA", PASS, key_type="ecdsa256")
-    return path
-
-
-@pytest.fixture
-def ca(d: Path) -> CA:
-    return load_ca(d, PASS)
 
 
 def self_signed(name: x509.Name, sans: list[x509.GeneralName] | None = None) -> x509.Certificate:
@@ -335,11 +323,7 @@ def test_swanctl_gets_the_policy_as_strongswan_writes_it(d: Path, ca: CA, tmp_pa
 
 
 def test_the_filter_and_the_role_default_are_the_python_constant() -> None:
-    spec = importlib.util.spec_from_file_location("svpn_farm_filter", ROOT / "plugins/filter/svpn_farm.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    filters = module.FilterModule().filters()
+    filters = farm_filters()
     assert filters["svpn_cert_policy"]("user") == swanctl_cert_policy("user")
     defaults = yaml.safe_load((ROOT / "roles/concentrator/defaults/main.yml").read_text())
     env = jinja2.Environment(undefined=jinja2.StrictUndefined)

@@ -18,6 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
+from svpn_testing.pki import PASS
 
 from svpn.access.pki import clock, keystore
 from svpn.access.pki.ca import CA, load_ca, open_user_keys
@@ -29,7 +30,6 @@ from svpn.access.pki.revocation import mark_revoked, revoke
 from svpn.access.pki.user_keys import read_user_key
 from svpn.core.errors import SvpnError
 
-PASS = "correct horse battery"
 IKE_INTERMEDIATE = ObjectIdentifier("1.3.6.1.5.5.8.2.2")
 Run = Callable[..., tuple[int, str, str]]
 
@@ -42,19 +42,6 @@ def run(monkeypatch: pytest.MonkeyPatch, cli: Run) -> Run:
     """Run ``svpn.cli.main(argv)`` with the CA passphrase in the environment: (exit code, out, err)."""
     monkeypatch.setenv("SVPN_CA_PASSPHRASE", PASS)
     return cli
-
-
-@pytest.fixture
-def d(tmp_path: Path) -> Path:
-    """A PKI directory with a CA (ECDSA P-256 to stay quick)."""
-    path = tmp_path / "pki"
-    init_ca(path, "Test VPN CA", PASS, key_type="ecdsa256")
-    return path
-
-
-@pytest.fixture
-def ca(d: Path) -> CA:
-    return load_ca(d, PASS)
 
 
 def snapshot(root: Path) -> dict[str, tuple[int, bytes]]:

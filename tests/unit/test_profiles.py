@@ -17,10 +17,10 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
+from svpn_testing.pki import PASS, make_ca
 
 from svpn.access.bundles import bundle, guides, profiles
 from svpn.access.pki.ca import CA, load_ca
-from svpn.access.pki.ca_setup import init_ca
 from svpn.access.pki.certs import PrivateKey
 from svpn.access.pki.issuing import issue_user
 from svpn.access.pki.user_keys import read_user_key
@@ -28,7 +28,6 @@ from svpn.access.pki.validation import validate_email
 from svpn.core.errors import SvpnError
 from svpn.farm import proposals
 
-PASS = "correct horse battery"
 REPO = Path(__file__).resolve().parents[2]
 ALL_YML = """\
 svpn_lab: true
@@ -61,7 +60,7 @@ def inventory(tmp_path: Path, mode: str = "split", text: str | None = None) -> P
 
 @pytest.fixture
 def ca(tmp_path: Path) -> CA:
-    init_ca(tmp_path / "pki", "Test VPN CA", PASS, key_type="ecdsa256")
+    make_ca(tmp_path / "pki")
     return load_ca(tmp_path / "pki", PASS)
 
 

@@ -18,12 +18,12 @@ import pytest
 from conftest import OLD_PASSPHRASE, clear_keys_under, make_older_pki
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import pkcs12
+from svpn_testing.pki import PASS, make_ca
 
 from svpn.access import bench as bench_users
 from svpn.access import bundle_records, sync_workers, users
 from svpn.access.pki import cert_index, keystore
 from svpn.access.pki.ca import load_ca
-from svpn.access.pki.ca_setup import init_ca
 from svpn.access.pki.cert_index import Index
 from svpn.access.pki.pkidir import PkiDir
 from svpn.access.pki.user_keys import read_user_key
@@ -32,7 +32,6 @@ from svpn.core import files as fsutil
 from svpn.core.errors import SvpnError
 from svpn.farm import proposals
 
-PASS = "correct horse battery"
 ALL_YML = """\
 svpn_pki_dir: "{{ playbook_dir }}/../.lab/pki"
 svpn_vpn_name: vpn.svpn.test
@@ -102,7 +101,7 @@ class Env:
 
 @pytest.fixture
 def env(tmp_path: Path) -> Env:
-    init_ca(tmp_path / "pki", "Test VPN CA", PASS, key_type="ecdsa256")
+    make_ca(tmp_path / "pki")
     inventory = tmp_path / "inventory"
     (inventory / "group_vars").mkdir(parents=True)
     (inventory / "group_vars" / "all.yml").write_text(ALL_YML)
