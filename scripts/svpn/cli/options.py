@@ -1,4 +1,4 @@
-"""Option helpers shared by the CLI's command modules."""
+"""Option helpers and the warning line shared by the CLI's command modules."""
 
 from __future__ import annotations
 
@@ -17,3 +17,8 @@ def path_option(*decls: str, kind: Literal["dir", "file"], help: str, **extra: A
     """
     path_type = click.Path(file_okay=kind == "file", dir_okay=kind == "dir", path_type=Path)
     return click.option(*decls, type=path_type, help=help, **extra)
+
+
+def warn(message: str) -> None:
+    """One warning line on stderr, as every svpn command writes them (after its work is done)."""
+    click.echo(f"svpn: warning: {message}", err=True)

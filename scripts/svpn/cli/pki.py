@@ -28,7 +28,7 @@ from svpn.access.pki.validation import (
     validate_full_name,
     validate_id,
 )
-from svpn.cli.options import path_option
+from svpn.cli.options import path_option, warn
 from svpn.core.errors import SvpnError
 from svpn.core.paths import repo_root
 
@@ -69,7 +69,7 @@ def _warn_expiry(pki_path: PkiDir) -> None:
     except (SvpnError, OSError, ValueError, KeyError, TypeError):
         return
     for warning in warnings:
-        click.echo(f"svpn: warning: {warning}", err=True)
+        warn(str(warning))
 
 
 def _days(count: int) -> str:

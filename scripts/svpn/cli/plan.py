@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from svpn.cli.options import path_option
+from svpn.cli.options import path_option, warn
 from svpn.core.errors import SvpnError
 from svpn.farm.facts import TUNNEL_MODES
 from svpn.inventory import tree
@@ -268,11 +268,10 @@ def plan(
     summary = f"wrote {len(changed)} file(s) in {out_dir}" if changed else f"{out_dir} is up to date"
     click.echo(summary, err=True)
     if not inp.management_networks:
-        click.echo(
-            "svpn: warning: svpn_management_networks is empty: the firewalls will accept no SSH, so "
-            "`svpn inventory check` and the playbooks refuse hosts managed over SSH until it lists where "
-            "SSH comes from (--management-networks CIDR,...)",
-            err=True,
+        warn(
+            "svpn_management_networks is empty: the firewalls will accept no SSH, so `svpn inventory check` "
+            "and the playbooks refuse hosts managed over SSH until it lists where SSH comes from "
+            "(--management-networks CIDR,...)"
         )
 
 
