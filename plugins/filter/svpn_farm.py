@@ -5,7 +5,7 @@ from __future__ import annotations
 from svpn.access.pki.cert_policy import swanctl_cert_policy
 from svpn.farm import backends as farm
 from svpn.farm import host_code, role_facts, sas
-from svpn.inventory import checks
+from svpn.inventory import checks, management
 
 
 class FilterModule:
@@ -16,6 +16,8 @@ class FilterModule:
             "svpn_bucket_map": farm.bucket_map,
             "svpn_interface_of": farm.interface_of,
             "svpn_farm_problems": checks.farm_problems,
+            "svpn_ssh_source_problem": management.ssh_source_problem,
+            "svpn_is_ssh_managed": management.is_ssh_managed,
             "svpn_sas_of_users": sas.sas_of_identities,
             "svpn_sessions_ended_by_user": sas.sessions_ended_by_user,
             "svpn_ike_sa_count": sas.ike_sa_count,

@@ -46,7 +46,7 @@ FARM_KEYS = (
     "svpn_pki_dir",
 )
 # farm-wide keys the planner does not write but the playbooks read
-OTHER_FARM_KEYS = ("svpn_lab", "svpn_pki_passphrase_file", "svpn_bundles_dir")
+OTHER_FARM_KEYS = ("svpn_lab", "svpn_pki_passphrase_file", "svpn_pki_passphrase", "svpn_bundles_dir")
 KNOWN_FARM_KEYS = (*ALL_KEYS, *OTHER_FARM_KEYS)
 # per-host svpn_* keys: present when the farm-wide values come from a host's vars (Ansible has no other view)
 HOST_KEYS = ("svpn_addresses",)

@@ -68,3 +68,29 @@ def ssh_problems(host: str, group: str, host_vars: Mapping[str, Any], out: list[
         "the firewall would accept no SSH and the first deploy would lock the controller out; list the "
         f"networks SSH comes from in {FARM_KEY} (svpn plan --management-networks CIDR,...) or {role_key}"
     )
+
+
+def ssh_source_problem(host: str, ssh_connection: str, host_vars: Mapping[str, Any]) -> str:
+    """The live half of the check, on a host already reached over SSH: the controller's address as the host
+    sees it (the first field of the session's ``$SSH_CONNECTION``) must be inside the networks its
+    firewall will accept SSH from, or the deploy would close the session it runs in. '' when it is."""
+    group = NODE_GROUP if NODE_GROUP in host_vars.get("group_names", ()) else LB_GROUP
+    role_key = ROLE_KEYS[group]
+    key = role_key if role_key in host_vars else FARM_KEY
+    out: list[str] = []
+    found = networks(host_vars.get(key), f"host {host}: {key}", out)
+    if found is None:
+        return out[0]
+    fields = ssh_connection.split()
+    try:
+        source = ipaddress.ip_address(fields[0] if fields else "")
+    except ValueError:
+        return f"host {host}: cannot tell where SSH comes from ($SSH_CONNECTION is {ssh_connection!r})"
+    if any(source in network for network in found):
+        return ""
+    shown = ", ".join(str(network) for network in found) or "none"
+    return (
+        f"host {host}: the controller's SSH arrives from {source}, outside {key} ({shown}): the deploy would "
+        f"close this session and lock the controller out; add the network {source} is in to {FARM_KEY} "
+        f"(svpn plan --management-networks) or {role_key}"
+    )

@@ -35,6 +35,9 @@ LAB_PACKAGES: tuple[str, ...] = (
     "libstrongswan-standard-plugins",
     "libstrongswan-extra-plugins",
     "strongswan-pki",
+    # how real hosts are managed: the ssh scenario reaches its hosts over SSH as an unprivileged admin
+    "openssh-server",
+    "sudo",
 )
 
 IMAGE_REPO = "svpn-lab"
