@@ -57,7 +57,10 @@ class AnsibleInventory:
 
 
 def vault_secrets(loader: Any, vault: VaultOptions) -> list[Any]:
-    """The vault secrets as ansible-playbook gathers them (its own function; never prompts unless asked)."""
+    """The vault secrets as ansible-playbook gathers them (CLI._play_prereqs: ansible.cfg's and
+    ANSIBLE_VAULT_IDENTITY_LIST's identities first, then --vault-id, then the password files; its own
+    functions, so ANSIBLE_VAULT_PASSWORD_FILE counts too). Prompts only for a ``--vault-id ...@prompt``."""
+    from ansible import constants
     from ansible.cli import CLI
     from ansible.errors import AnsibleError
 
@@ -65,7 +68,7 @@ def vault_secrets(loader: Any, vault: VaultOptions) -> list[Any]:
         return list(
             CLI.setup_vault_secrets(
                 loader,
-                vault_ids=list(vault.vault_ids),
+                vault_ids=[*constants.DEFAULT_VAULT_IDENTITY_LIST, *vault.vault_ids],
                 vault_password_files=list(vault.password_files),
                 auto_prompt=False,
                 initialize_context=False,
