@@ -12,9 +12,8 @@ import pytest
 import yaml
 
 from svpn.inventory.grow import existing_farm
-from svpn.inventory.read import check_tree
 from svpn.inventory.render import render_tree
-from svpn.inventory.tree import read_tree, tree_diff
+from svpn.inventory.tree import check_files, load_files, read_tree, tree_diff
 from svpn.planning.inputs import resolve_input
 from svpn.planning.model import Plan
 from svpn.planning.plan import make_plan
@@ -60,8 +59,8 @@ def test_regenerating_the_example_is_byte_identical(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(EXAMPLES))
 def test_the_example_passes_the_check_and_grows_to_itself(name: str) -> None:
     files = read_tree(ROOT / "inventories" / name)
-    assert check_tree(files) == []
-    layer, existing, kept = existing_farm(files, name)
+    assert check_files(files) == []
+    layer, existing, kept = existing_farm(load_files(files), name)
     again = make_plan(resolve_input([(layer, "inventory")]), existing)
     assert tree_diff(files, render_tree(again, kept), name) == ""
 

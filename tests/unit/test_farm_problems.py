@@ -13,9 +13,8 @@ from hypothesis import strategies as st
 from svpn_testing.plugins import farm_filters
 
 from svpn.inventory.checks import KNOWN_FARM_KEYS, farm_problems
-from svpn.inventory.read import read_farm
 from svpn.inventory.schema import TUNING_KEYS
-from svpn.inventory.tree import read_tree
+from svpn.inventory.tree import load
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -337,7 +336,8 @@ def test_a_planned_farm_must_be_complete(farm: Farm) -> None:
 def test_pool_capacity_is_checked_only_in_a_planned_farm(farm: Farm) -> None:
     farm.farm.update(svpn_users=1000, svpn_peak_concurrency_percent=100)
     assert farm.check() == []
-    loaded, _problems = read_farm(read_tree(ROOT / "inventories/example-500"))
+    loaded = load(ROOT / "inventories/example-500").farm
+    assert loaded is not None
     farm.farm["svpn_plan"] = loaded.farm["svpn_plan"] | {"supernet": "198.19.0.0/16"}
     for host in ("conc1", "conc2"):
         farm.hosts[host].update({key: loaded.hostvars["conc1"][key] for key in TUNING_KEYS})
@@ -353,13 +353,14 @@ def test_pool_capacity_is_checked_only_in_a_planned_farm(farm: Farm) -> None:
 
 @pytest.mark.parametrize("name", ["lab", "example-500", "example-10000"])
 def test_the_repositorys_inventories_have_no_problems(name: str) -> None:
-    loaded, file_problems = read_farm(read_tree(ROOT / "inventories" / name))
-    assert file_problems == []
-    assert farm_problems(loaded.farm, loaded.groups, loaded.hostvars) == []
+    read = load(ROOT / "inventories" / name)
+    assert read.problems == [] and read.farm is not None
+    assert farm_problems(read.farm.farm, read.farm.groups, read.farm.hostvars) == []
 
 
 def test_the_lab_inventory_is_read_as_ansible_reads_it() -> None:
-    loaded, _problems = read_farm(read_tree(ROOT / "inventories/lab"))
+    loaded = load(ROOT / "inventories/lab").farm
+    assert loaded is not None
     assert loaded.groups["lab_clients"][0] == "client1" and "app1" in loaded.groups["all"]
     conc1 = loaded.hostvars["conc1"]
     assert conc1["concentrator_data_plane"] == "libipsec"  # group_vars/concentrators.yml

@@ -16,7 +16,6 @@ from hypothesis import strategies as st
 
 from svpn.core.errors import SvpnError
 from svpn.inventory.grow import existing_farm
-from svpn.inventory.read import check_tree
 from svpn.inventory.render import (
     all_entries,
     concentrator_entries,
@@ -25,7 +24,7 @@ from svpn.inventory.render import (
     render_tree,
 )
 from svpn.inventory.schema import ALL_VARS, HOSTS, LB_VARS, TUNING_KEYS, host_vars_path
-from svpn.inventory.tree import read_tree, tree_diff
+from svpn.inventory.tree import check_files, load_files, read_tree, tree_diff
 from svpn.inventory.yamlout import Entry, emit_yaml, entries_data, yaml_scalar
 from svpn.planning.defaults import DEFAULT_ESP_PROPOSALS, DEFAULT_IKE_PROPOSALS, DEFAULT_INPUT
 from svpn.planning.inputs import resolve_input
@@ -197,8 +196,8 @@ def edit(files: dict[str, str], path: str, change: Callable[[Any], None]) -> dic
 
 
 def test_a_rendered_inventory_has_no_problems() -> None:
-    assert check_tree(render_tree(make())) == []
-    assert check_tree(render_tree(make(500, redundancy="N+2"))) == []
+    assert check_files(render_tree(make())) == []
+    assert check_files(render_tree(make(500, redundancy="N+2"))) == []
 
 
 def test_every_problem_is_listed() -> None:
@@ -214,7 +213,7 @@ def test_every_problem_is_listed() -> None:
     files = edit(files, ALL_VARS, lambda d: d.update(svpn_userz=1, svpn_peak_concurrency_percent=150))
     del files["host_vars/conc4.yml"]
     files["host_vars/conc9.yml"] = files["host_vars/conc1.yml"]
-    problems = "\n".join(check_tree(files))
+    problems = "\n".join(check_files(files))
     expected = [
         "host conc2: svpn_addresses.inside 198.18.71.21 is also used by conc1",
         "host conc2: concentrator_ikesa_table_size: 1000; valid: 256, 512",
@@ -233,7 +232,7 @@ def test_every_problem_is_listed() -> None:
 def test_pool_capacity_is_checked_against_the_planned_users() -> None:
     files = render_tree(make())
     files = edit(files, ALL_VARS, lambda d: d.update(svpn_users=40000))
-    problems = check_tree(files)
+    problems = check_files(files)
     assert len(problems) == 4
     assert (
         "after 1 of 4 nodes fail a survivor may carry 13,438 of the 40,000 concurrent users (N+1)"
@@ -246,7 +245,7 @@ def test_duplicate_host_names_and_overlapping_networks_are_found() -> None:
     files[HOSTS] = files[HOSTS].replace("        conc2: {}", "        conc2: {}\n        conc1: {}")
     files[HOSTS] = files[HOSTS].replace("        lb2: {}", "        lb2: {}\n        conc2: {}")
     files = edit(files, ALL_VARS, lambda d: d["svpn_networks"].update(inside="198.18.70.128/25"))
-    problems = "\n".join(check_tree(files))
+    problems = "\n".join(check_files(files))
     assert "hosts.yml: line 19: duplicate key 'conc1' (names and keys must be unique)" in problems
     assert "host conc2: both a load balancer and a concentrator" in problems
     assert "svpn_networks.public 198.18.70.0/24 overlaps svpn_networks.inside 198.18.70.128/25" in problems
@@ -258,7 +257,7 @@ def test_broken_files_are_problems_not_crashes() -> None:
     files[LB_VARS] = "loadbalancer_buckets: 1\n"
     files["host_vars/lb1.yml"] = "- a list\n"
     del files[ALL_VARS]
-    problems = "\n".join(check_tree(files))
+    problems = "\n".join(check_files(files))
     assert "host_vars/conc1.yml: not valid YAML" in problems
     assert "loadbalancer_buckets: 1; give a whole number >= the 2 concentrators" in problems
     assert "host_vars/lb1.yml: the document must be a mapping" in problems
@@ -271,7 +270,7 @@ def test_broken_files_are_problems_not_crashes() -> None:
 def test_reading_back_a_rendered_inventory_reproduces_it_byte_for_byte() -> None:
     farm = make(dns=["198.18.72.53"], headroom_percent=30, concurrency_percent=80.5)
     files = render_tree(farm)
-    layer, existing, kept = existing_farm(files, "test")
+    layer, existing, kept = existing_farm(load_files(files), "test")
     again = make_plan(resolve_input([(layer, "inventory")]), existing)
     assert again.input_hash == farm.input_hash
     assert render_tree(again, kept) == files
@@ -286,9 +285,9 @@ def test_growth_carries_over_what_the_operator_added() -> None:
     files[HOSTS] = yaml.safe_dump(hosts, sort_keys=False)
     files[ALL_VARS] += "ansible_user: admin\nntp_servers: [198.18.72.123]\n"
     files[LB_VARS] += "loadbalancer_health_fall: 3\n"
-    assert check_tree(files) == []
+    assert check_files(files) == []
 
-    layer, existing, kept = existing_farm(files, "test")
+    layer, existing, kept = existing_farm(load_files(files), "test")
     grown = make_plan(resolve_input([(layer, "inventory"), ({"users": 8000}, "flags")]), existing)
     new = render_tree(grown, kept)
     hosts = yaml.safe_load(new[HOSTS])["all"]["children"]
@@ -302,16 +301,18 @@ def test_growth_carries_over_what_the_operator_added() -> None:
         8000,
     )
     assert yaml.safe_load(new[LB_VARS]) == {"loadbalancer_buckets": 256, "loadbalancer_health_fall": 3}
-    assert check_tree(new) == []
+    assert check_files(new) == []
 
 
 def test_growth_refuses_what_it_cannot_carry_over() -> None:
     files = render_tree(make(500))
     files[ALL_VARS] += "routes:\n  - {to: 10.0.0.0/8, via: 198.18.72.1}\n"
     with pytest.raises(SvpnError, match=r"group_vars/all.yml.routes: list values .* not carried over"):
-        existing_farm(files, "test")
+        existing_farm(load_files(files), "test")
     with pytest.raises(SvpnError, match=r"has problems: host_vars/conc2\.yml: missing; .*host conc2: con"):
-        existing_farm({k: v for k, v in render_tree(make(500)).items() if k != "host_vars/conc2.yml"}, "t")
+        existing_farm(
+            load_files({k: v for k, v in render_tree(make(500)).items() if k != "host_vars/conc2.yml"}), "t"
+        )
 
 
 def test_tree_diff_shows_new_and_changed_files() -> None:
@@ -607,15 +608,15 @@ def test_ssh_managed_hosts_must_keep_ssh_open(run: Run, tmp_path: Path) -> None:
     docker = edit(
         files, "group_vars/all.yml", lambda d: d.update(ansible_connection="community.docker.docker")
     )
-    assert not [p for p in check_tree(docker) if "lock the controller out" in p]
+    assert not [p for p in check_files(docker) if "lock the controller out" in p]
     # a role's own list wins over the farm-wide one, and a bad entry is named
     lb1 = edit(
         files, "host_vars/lb1.yml", lambda d: d.update(loadbalancer_management_networks=["198.18.73.5/32"])
     )
-    assert not [p for p in check_tree(lb1) if "host lb1" in p and "lock" in p]
+    assert not [p for p in check_files(lb1) if "host lb1" in p and "lock" in p]
     bad = edit(files, "group_vars/all.yml", lambda d: d.update(svpn_management_networks=["198.18.73.1/24"]))
     assert any(
-        "svpn_management_networks: '198.18.73.1/24' is not an IPv4 network" in p for p in check_tree(bad)
+        "svpn_management_networks: '198.18.73.1/24' is not an IPv4 network" in p for p in check_files(bad)
     )
     # with the flag, the warning is gone and the check passes
     code, _out, err = run("plan", *MGMT, "--users", "500", "--out", out_dir, "--force")

@@ -55,6 +55,7 @@ def inventory(tmp_path: Path, mode: str = "split", text: str | None = None) -> P
     inv = tmp_path / f"inv-{mode}"
     (inv / "group_vars").mkdir(parents=True, exist_ok=True)
     (inv / "group_vars" / "all.yml").write_text(text if text is not None else ALL_YML % {"mode": mode})
+    (inv / "hosts.yml").write_text("all: {}\n")  # a farm's hosts: none needed for bundles
     return inv
 
 
@@ -134,7 +135,7 @@ OPT_OUT = "svpn_esp_pfs_optional: true\n"
 def test_a_legacy_farm_may_opt_out_of_pfs_but_not_out_of_the_allowlist(tmp_path: Path, ca: CA) -> None:
     legacy = (ALL_YML % {"mode": "split"}).replace("- aes128gcm16-ecp256", "- aes128gcm16")
     with pytest.raises(
-        SvpnError, match=r"all\.yml: svpn_esp_proposals: ESP proposal 'aes128gcm16' has no DH"
+        SvpnError, match=r"group all: svpn_esp_proposals: ESP proposal 'aes128gcm16' has no DH"
     ):
         bundle.load_farm_settings(inventory(tmp_path, text=legacy))
     settings = bundle.load_farm_settings(inventory(tmp_path, text=legacy + OPT_OUT))

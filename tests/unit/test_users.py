@@ -105,6 +105,7 @@ def env(tmp_path: Path) -> Env:
     inventory = tmp_path / "inventory"
     (inventory / "group_vars").mkdir(parents=True)
     (inventory / "group_vars" / "all.yml").write_text(ALL_YML)
+    (inventory / "hosts.yml").write_text("all: {}\n")  # a farm's hosts: none needed for bundles
     return Env(
         tmp_path,
         tmp_path / "pki",

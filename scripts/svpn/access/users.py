@@ -50,6 +50,7 @@ from svpn.access.pki.revocation import mark_revoked, write_crl
 from svpn.access.pki.user_keys import has_user_key
 from svpn.access.pki.validation import validate_days, validate_id
 from svpn.access.sync_workers import Outcome, Task, TaskRunner, worker_args
+from svpn.core.ansible_inventory import ANSIBLE_WAY, VaultOptions
 from svpn.core.errors import SvpnError
 
 BundleAction = Literal["build", "remove"]
@@ -203,6 +204,7 @@ class SyncOptions:
     legacy_p12: bool = False
     dry_run: bool = False
     workers: int | None = None
+    vault: VaultOptions = ANSIBLE_WAY  # the inventory's vault secrets (its farm settings may be vaulted)
 
 
 @contextlib.contextmanager
@@ -386,7 +388,7 @@ class _Bundles:
         assert opts.bundles is not None
         passwords_path = opts.passwords or default_passwords_file(opts.bundles)
         check_paths(opts.bundles, passwords_path)
-        settings = load_farm_settings(opts.inventory)
+        settings = load_farm_settings(opts.inventory, opts.vault)
         ctx = BundleContext.create(settings, pki_dir.ca_cert.read_bytes(), opts.legacy_p12)
         return cls(opts.bundles, ctx, BundleState.load(opts.bundles), PasswordFile.load(passwords_path))
 
@@ -479,6 +481,7 @@ def build_one(
     legacy_p12: bool = False,
     *,
     passphrase: Callable[[], str | None],
+    vault: VaultOptions = ANSIBLE_WAY,
 ) -> tuple[Path, Path]:
     """(Re)build the bundle of one user from the current certificate, with a new password.
 
@@ -487,7 +490,9 @@ def build_one(
     """
     validate_id(user_id, "ID")
     require_ca(pki_dir)
-    opts = SyncOptions(pki_dir, Path(), inventory, bundles_dir, passwords_path, legacy_p12=legacy_p12)
+    opts = SyncOptions(
+        pki_dir, Path(), inventory, bundles_dir, passwords_path, legacy_p12=legacy_p12, vault=vault
+    )
     bundles = _Bundles.open(opts, pki_dir)
     with exclusive(pki_dir):
         person = _bundle_owner(pki_dir, user_id)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
 import click
+
+from svpn.core.ansible_inventory import VaultOptions
 
 
 def path_option(*decls: str, kind: Literal["dir", "file"], help: str, **extra: Any) -> Callable[..., Any]:
@@ -22,3 +25,30 @@ def path_option(*decls: str, kind: Literal["dir", "file"], help: str, **extra: A
 def warn(message: str) -> None:
     """One warning line on stderr, as every svpn command writes them (after its work is done)."""
     click.echo(f"svpn: warning: {message}", err=True)
+
+
+def vault_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--vault-password-file`` and ``--vault-id``, as ansible-playbook takes them, passed on as one
+    ``vault`` argument (a :class:`VaultOptions`). ANSIBLE_VAULT_PASSWORD_FILE, ANSIBLE_VAULT_IDENTITY_LIST and
+    ansible.cfg's vault settings apply as well: ansible-core reads them."""
+
+    def wrapper(
+        *args: Any, vault_password_files: tuple[str, ...], vault_ids: tuple[str, ...], **kw: Any
+    ) -> Any:
+        return func(*args, vault=VaultOptions(tuple(vault_password_files), tuple(vault_ids)), **kw)
+
+    wrapper = functools.update_wrapper(wrapper, func)
+    wrapper = click.option(
+        "--vault-id",
+        "vault_ids",
+        multiple=True,
+        metavar="[LABEL@]SOURCE",
+        help="A vault identity for the inventory's vault values, as ansible-playbook's (repeatable).",
+    )(wrapper)
+    return click.option(
+        "--vault-password-file",
+        "vault_password_files",
+        multiple=True,
+        type=click.Path(dir_okay=False, path_type=str),
+        help="A file with the vault password of the inventory's encrypted values (repeatable).",
+    )(wrapper)

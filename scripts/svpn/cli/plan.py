@@ -10,12 +10,13 @@ from typing import Any
 
 import click
 
-from svpn.cli.options import path_option, warn
+from svpn.cli.options import path_option, vault_options, warn
+from svpn.core.ansible_inventory import VaultOptions
 from svpn.core.errors import SvpnError
 from svpn.farm.facts import TUNNEL_MODES
 from svpn.inventory import tree
-from svpn.inventory.grow import existing_farm
-from svpn.inventory.read import check_tree, load_yaml
+from svpn.inventory.grow import existing_farm, place_files, unseen
+from svpn.inventory.read import load_yaml
 from svpn.inventory.render import render_tree
 from svpn.inventory.schema import HOSTS
 from svpn.planning.defaults import DEFAULT_INPUT, FLAGS, PROFILES, REDUNDANCY_SPARES
@@ -61,21 +62,32 @@ def _calibration_layer(path: Path) -> Layer:
     return calibration_layer(data, label), label
 
 
-def _guard_out_dir(out_dir: Path, files: dict[str, str], growing_in_place: bool, force: bool) -> list[str]:
-    """Refuse to overwrite a different inventory unless told to; the stale host files --force removes."""
+def _guard_out_dir(
+    out_dir: Path, files: dict[str, str], growing_in_place: bool, force: bool, vault: VaultOptions
+) -> tuple[dict[str, str], list[str]]:
+    """Refuse to overwrite a different inventory unless told to; the files placed as the inventory there
+    keeps them (group_vars/all/ a directory: group_vars/all/main.yml) and the stale host files --force
+    removes. Into an existing inventory, the result is read back by Ansible first: every planner setting must
+    be what Ansible will see (not set again by a file that wins, nor written where Ansible does not look)."""
     if not (out_dir / HOSTS).is_file():
-        return []
+        return files, []
     current = tree.read_tree(out_dir)
+    files = place_files(current, files)
     same = all(current.get(path) == text for path, text in files.items())
     stale = tree.stale_host_files(current, files)
-    if growing_in_place or (same and not stale):
-        return []
-    if not force:
+    if not (growing_in_place or (same and not stale)) and not force:
         raise SvpnError(
             f"--out: {out_dir} already holds an inventory that differs from this plan; grow it with "
             f"`--from {out_dir} --out {out_dir}` (keeps every existing node), or pass --force to replace it"
         )
-    return stale
+    after = {path: text for path, text in {**current, **files}.items() if path not in stale}
+    loaded = tree.load_files(after, vault)
+    hidden = unseen(files, loaded.farm) if loaded.farm is not None else []
+    if hidden:
+        raise SvpnError(
+            f"--out: {out_dir}: Ansible would not see what this plan writes: " + "; ".join(hidden)
+        )
+    return files, stale
 
 
 # inputs whose default is derived from other inputs (None in DEFAULT_INPUT): how the help names it
@@ -211,6 +223,7 @@ def _input_options(func: Any) -> Any:
 @path_option("--out", "out_dir", kind="dir", help="Write the inventory here.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @click.option("--force", is_flag=True, help="With --out: replace a different inventory already there.")
+@vault_options
 def plan(
     plan_file: Path | None,
     calibration: Path | None,
@@ -218,20 +231,23 @@ def plan(
     out_dir: Path | None,
     as_json: bool,
     force: bool,
+    vault: VaultOptions,
     **flags: Any,
 ) -> None:
     """Turn "how many users" into a farm: node count and why, pools, LB buckets, tuning.
 
     Prints the plan and writes nothing unless --out DIR is given; then DIR gets hosts.yml, group_vars/,
     host_vars/ and CAPACITY.md. Inputs, later ones winning: defaults, --from DIR's stored plan,
-    --calibration, --plan FILE, flags.
+    --calibration, --plan FILE, flags. Inventories are read by Ansible itself: vault-encrypted values need
+    the vault password (--vault-password-file, --vault-id, or Ansible's environment and ansible.cfg).
     """
     layers: list[Layer] = []
     old_files: dict[str, str] = {}
     existing = kept = None
     if from_dir is not None:
-        old_files = tree.read_tree(from_dir)
-        stored, existing, kept = existing_farm(old_files, f"--from {from_dir}")
+        grown = tree.load(from_dir, vault)
+        old_files = grown.files
+        stored, existing, kept = existing_farm(grown, f"--from {from_dir}")
         layers.append((stored, f"inventory {from_dir}"))
     if calibration is not None:
         layers.append(_calibration_layer(calibration))
@@ -241,13 +257,13 @@ def plan(
 
     inp = resolve_input(layers)
     result = make_plan(inp, existing)
-    files = render_tree(result, kept)
+    files = place_files(old_files, render_tree(result, kept))
     diff = tree.tree_diff(old_files, files, str(out_dir or from_dir)) if from_dir is not None else None
 
     stale: list[str] = []
     if out_dir is not None:
         in_place = from_dir is not None and from_dir.resolve() == out_dir.resolve()
-        stale = _guard_out_dir(out_dir, files, in_place, force)
+        files, stale = _guard_out_dir(out_dir, files, in_place, force, vault)
 
     if as_json:
         data = plan_data(result)
@@ -282,17 +298,19 @@ def inventory() -> None:
 
 @inventory.command("check")
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
-def check(directory: Path) -> None:
+@vault_options
+def check(directory: Path, vault: VaultOptions) -> None:
     """Check a farm inventory: files, networks, addresses, pools, concentrator states.
 
-    Any farm: addresses inside their networks and unique, pools overlapping nothing, an active
-    concentrator. A planned one (with svpn_plan) also: every planner setting, pool capacity vs users.
-    Lists every problem and exits 1 if there is any.
+    The inventory is read by Ansible itself (group_vars/NAME/ directories, vault values, its precedence):
+    give the vault password as ansible-playbook takes it. Files: valid YAML, no duplicate keys, each var
+    file for a known group or host and one Ansible reads. Any farm: addresses inside their networks and
+    unique, pools overlapping nothing, an active concentrator. A planned one (with svpn_plan) also: every
+    planner setting, pool capacity vs users. Lists every problem and exits 1 if there is any.
     """
-    files = tree.read_tree(directory)
-    problems = check_tree(files)
-    if problems:
-        for problem in problems:
+    loaded = tree.load(directory, vault)
+    if loaded.problems or loaded.farm is None:
+        for problem in loaded.problems:
             click.echo(f"{directory}: {problem}", err=True)
-        raise InventoryProblems(f"{directory}: {len(problems)} problem(s) found (listed above)")
-    click.echo(f"{directory}: OK ({tree.summary(files)})")
+        raise InventoryProblems(f"{directory}: {len(loaded.problems)} problem(s) found (listed above)")
+    click.echo(f"{directory}: OK ({tree.summary(loaded.farm)})")

@@ -20,8 +20,9 @@ from rich.progress import (
 )
 
 from svpn.access import users as lib
-from svpn.cli.options import path_option
+from svpn.cli.options import path_option, vault_options
 from svpn.cli.pki import read_passphrase, resolve_dir, with_secret
+from svpn.core.ansible_inventory import VaultOptions
 from svpn.core.paths import repo_root
 
 PROGRESS_FROM = 200  # tasks: below this a run is short enough to need no bar
@@ -68,7 +69,8 @@ def _inventory(path: Path | None) -> Path:
 _inventory_option = path_option(
     "--inventory",
     kind="dir",
-    help="Inventory with the farm settings in group_vars/all.yml (default: inventories/lab).",
+    help="Inventory with the farm settings in group_vars/all (default: inventories/lab); vault values need "
+    "--vault-password-file or --vault-id.",
 )
 _bundles_option = path_option(
     "--bundles", kind="dir", help="Write a bundle per user into DIR/ID/ (0700; files 0600)."
@@ -122,6 +124,7 @@ def users() -> None:
 @_workers_option
 @click.option("--dry-run", is_flag=True, help="Print the diff; write nothing (no passphrase needed).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@vault_options
 @with_secret
 def sync_cmd(
     roster_path: Path,
@@ -136,6 +139,7 @@ def sync_cmd(
     as_json: bool,
     pki_dir: Path | None,
     passphrase_file: Path | None,
+    vault: VaultOptions,
 ) -> None:
     """Issue, renew and revoke so the PKI matches the roster; build bundles with --bundles.
 
@@ -152,6 +156,7 @@ def sync_cmd(
         legacy_p12=legacy_p12,
         dry_run=dry_run,
         workers=workers,
+        vault=vault,
     )
     result = lib.sync(opts, lambda: read_passphrase(passphrase_file), progress_bar("issuing"))
     if as_json:
@@ -234,6 +239,7 @@ def profiles() -> None:
 @_passwords_option
 @_inventory_option
 @_legacy_option
+@vault_options
 @with_secret
 def build_cmd(
     user_id: str,
@@ -243,6 +249,7 @@ def build_cmd(
     legacy_p12: bool,
     pki_dir: Path | None,
     passphrase_file: Path | None,
+    vault: VaultOptions,
 ) -> None:
     """(Re)build the bundle of user ID from its current certificate, with a new password.
 
@@ -256,5 +263,6 @@ def build_cmd(
         passwords,
         legacy_p12,
         passphrase=lambda: read_passphrase(passphrase_file),
+        vault=vault,
     )
     click.echo(f"built: {folder} (password in {password_file})")

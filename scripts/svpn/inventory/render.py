@@ -25,7 +25,7 @@ from svpn.inventory.schema import (
     PLAN_KEYS,
     host_vars_path,
 )
-from svpn.inventory.yamlout import Entry, emit_yaml
+from svpn.inventory.yamlout import Entry, Vaulted, emit_yaml
 from svpn.planning import capacity_doc
 from svpn.planning.defaults import LIMIT_KEYS
 from svpn.planning.layout import CONCENTRATOR_FIRST_OFFSET, LB_NAMES, LB_VRRP_PRIORITIES
@@ -62,7 +62,7 @@ def _data_value(value: Any, where: str) -> Any:
     scalar = (str, int, float, bool, type(None))
     if isinstance(value, list) and all(isinstance(item, scalar) for item in value):
         return value
-    if isinstance(value, scalar):
+    if isinstance(value, (*scalar, Vaulted)):
         return value
     raise SvpnError(
         f"{where}: {type(value).__name__} values (e.g. lists of mappings) are not carried over when "

@@ -1,6 +1,7 @@
-"""An inventory directory as a file tree: read its planner-relevant files, diff two trees, find host files
-an earlier plan left behind, write a tree (atomically, hosts.yml last), and a one-line summary. The only
-svpn.inventory module that touches the disk.
+"""An inventory directory as a file tree: read it (its files, and the farm as ansible-core reads it, the one
+reader: svpn.core.ansible_inventory), check it, diff two trees, find host files an earlier plan left behind,
+write a tree (atomically, hosts.yml last), and a one-line summary. The only svpn.inventory module that touches
+the disk.
 
 Imports svpn.core, svpn.farm.facts and svpn.inventory's schema and read.
 """
@@ -10,18 +11,22 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import os
+import tempfile
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
+from svpn.core.ansible_inventory import ANSIBLE_WAY, VaultOptions, read_inventory
 from svpn.core.errors import SvpnError
 from svpn.core.files import atomic_write
 from svpn.farm.facts import pool_leases
-from svpn.inventory.read import read_farm
+from svpn.inventory.read import FarmInventory, farm_inventory, lint_files, read_problems, var_file_owner
 from svpn.inventory.schema import CAPACITY_MD, CAPACITY_SVG, GENERATED_MARK, HOSTS, LB_GROUP, NODE_GROUP
 
 
 def read_tree(directory: Path) -> dict[str, str]:
-    """The planner-relevant files of an inventory directory (relative path -> text)."""
+    """The files of an inventory directory that the planner writes or Ansible reads as variables
+    (relative path -> text): hosts.yml, CAPACITY.md and its chart, every group_vars/ and host_vars/ file."""
     directory = Path(directory)
     if not directory.is_dir():
         raise SvpnError(f"inventory: {directory} is not a directory")
@@ -29,11 +34,68 @@ def read_tree(directory: Path) -> dict[str, str]:
     candidates = [directory / HOSTS, directory / CAPACITY_MD, directory / CAPACITY_SVG]
     for sub in ("group_vars", "host_vars"):
         if (directory / sub).is_dir():
-            candidates += sorted((directory / sub).glob("*.yml"))
+            candidates += sorted(p for p in (directory / sub).rglob("*") if p.is_file())
     for path in candidates:
-        if path.is_file():
-            files[path.relative_to(directory).as_posix()] = path.read_text(encoding="utf-8")
+        relative = path.relative_to(directory).as_posix()
+        if path.is_file() and (relative in (HOSTS, CAPACITY_MD, CAPACITY_SVG) or var_file_owner(relative)):
+            try:
+                files[relative] = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as err:
+                raise SvpnError(f"inventory: cannot read {path}: {err}") from None
     return files
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """An inventory directory read: its files, the farm Ansible reads (None if it cannot read hosts.yml),
+    and every problem of the files and the farm."""
+
+    files: dict[str, str]
+    farm: FarmInventory | None
+    problems: list[str]
+
+
+def load(directory: Path, vault: VaultOptions = ANSIBLE_WAY) -> Loaded:
+    """Read and check an inventory directory. Files Ansible could not read (not YAML, not a mapping) are
+    problems; the rest of the farm is still read (from a copy without them) and checked."""
+    files = read_tree(directory)
+    docs, problems, broken = lint_files(files)
+    if HOSTS in broken:
+        return Loaded(files, None, problems)
+    if broken:
+        return _load_copy(files, docs, problems, broken, vault)
+    farm = farm_inventory(read_inventory(directory, vault), docs)
+    return Loaded(files, farm, problems + read_problems(files, farm))
+
+
+def _load_copy(
+    files: Mapping[str, str], docs: dict, problems: list[str], broken: set[str], vault: VaultOptions
+) -> Loaded:
+    readable = {path: text for path, text in files.items() if path not in broken}
+    with tempfile.TemporaryDirectory(prefix="svpn-inventory-") as tmp:
+        write_files(Path(tmp), readable)
+        farm = farm_inventory(read_inventory(tmp, vault), docs)
+    return Loaded(dict(files), farm, problems + read_problems(files, farm))
+
+
+def write_files(directory: Path, files: Mapping[str, str]) -> None:
+    """Write a file tree as it is (for a throw-away copy; `write_tree` writes an inventory)."""
+    for path, text in files.items():
+        target = directory / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+
+
+def load_files(files: Mapping[str, str], vault: VaultOptions = ANSIBLE_WAY) -> Loaded:
+    """`load` for an inventory given as files (relative path -> text), read from a throw-away copy."""
+    with tempfile.TemporaryDirectory(prefix="svpn-inventory-") as tmp:
+        write_files(Path(tmp), files)
+        return load(Path(tmp), vault)
+
+
+def check_files(files: Mapping[str, str], vault: VaultOptions = ANSIBLE_WAY) -> list[str]:
+    """Every problem of an inventory given as files; [] if fine."""
+    return load_files(files, vault).problems
 
 
 # --------------------------------------------------------------------------- diff and write
@@ -84,9 +146,8 @@ def write_tree(directory: Path, files: Mapping[str, str], remove: Iterable[str] 
     return changed
 
 
-def summary(files: Mapping[str, str]) -> str:
+def summary(loaded: FarmInventory) -> str:
     """One line about a checked (valid) inventory."""
-    loaded, _problems = read_farm(files)
     nodes, lbs = loaded.groups.get(NODE_GROUP, []), loaded.groups.get(LB_GROUP, [])
     others = [host for host in loaded.groups["all"] if host not in nodes and host not in lbs]
     smallest = min(

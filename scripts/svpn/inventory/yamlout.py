@@ -28,6 +28,14 @@ class Entry:
     comment: str = ""
 
 
+@dataclass(frozen=True)
+class Vaulted:
+    """A value encrypted with ``ansible-vault encrypt_string`` (YAML tag ``!vault``), kept as its ciphertext:
+    a file the planner rewrites carries it over still encrypted, never decrypted."""
+
+    ciphertext: str
+
+
 _PLAIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:+@-]*$")
 
 
@@ -83,6 +91,9 @@ def _emit(entries: Sequence[Entry], indent: int) -> list[str]:
             else:
                 lines.append(f"{pad}{key}:")
                 lines += [f"{pad}  - {yaml_scalar(item)}" for item in value]
+        elif isinstance(value, Vaulted):
+            lines.append(f"{pad}{key}: !vault |")
+            lines += [f"{pad}  {part}" for part in value.ciphertext.strip().splitlines()]
         else:
             lines += _scalar_lines(pad, key, entry.key, value)
     return lines

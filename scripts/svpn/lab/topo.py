@@ -1,4 +1,5 @@
-"""The lab's hosts and networks, read from an inventory (pure: no docker here)."""
+"""The lab's hosts and networks, read from an inventory by ansible-core (svpn.core.ansible_inventory); no
+docker here."""
 
 from __future__ import annotations
 
@@ -7,8 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from svpn.core.ansible_inventory import ANSIBLE_WAY, VaultOptions, read_inventory
 from svpn.core.errors import SvpnError
 
 TEST_RANGE = ipaddress.ip_network("198.18.0.0/15")
@@ -47,41 +47,20 @@ class Lab:
     inventory: Path
     networks: dict[str, LabNetwork]
     hosts: list[LabHost]
+    farm: dict[str, Any] = field(default_factory=dict)  # the group all's variables
 
     def group(self, name: str) -> list[LabHost]:
         return [host for host in self.hosts if name in host.groups]
 
 
-def _read_yaml(path: Path) -> Any:
-    try:
-        return yaml.safe_load(path.read_text()) or {}
-    except FileNotFoundError:
-        return {}
-    except yaml.YAMLError as err:
-        raise SvpnError(f"{path}: not valid YAML: {err}") from None
-
-
-def _walk_groups(name: str, node: dict[str, Any], out: dict[str, set[str]]) -> None:
-    for host in (node or {}).get("hosts", {}) or {}:
-        out.setdefault(host, set()).add(name)
-    for child, sub in ((node or {}).get("children", {}) or {}).items():
-        _walk_groups(child, sub, out)
-
-
-def _host_entries(node: dict[str, Any], out: dict[str, dict[str, Any]]) -> None:
-    for host, hvars in ((node or {}).get("hosts", {}) or {}).items():
-        out.setdefault(host, {}).update(hvars or {})
-    for sub in ((node or {}).get("children", {}) or {}).values():
-        _host_entries(sub, out)
-
-
-def load_lab(inventory: Path) -> Lab:
-    """Read hosts, networks and addresses; refuse anything outside the lab's test range."""
+def load_lab(inventory: Path, vault: VaultOptions = ANSIBLE_WAY) -> Lab:
+    """Read hosts, networks and addresses (the inventory as Ansible reads it: svpn.core.ansible_inventory);
+    refuse anything outside the lab's test range."""
     inventory = Path(inventory)
-    hosts_doc = _read_yaml(inventory / "hosts.yml")
-    farm = _read_yaml(inventory / "group_vars" / "all.yml")
+    read = read_inventory(inventory, vault)
+    farm = read.all_vars
     if farm.get("svpn_lab") is not True:
-        raise SvpnError(f"{inventory}: not a lab inventory (group_vars/all.yml must say svpn_lab: true)")
+        raise SvpnError(f"{inventory}: not a lab inventory (group_vars/all must say svpn_lab: true)")
     networks: dict[str, LabNetwork] = {}
     for name, cidr in (farm.get("svpn_networks") or {}).items():
         try:
@@ -94,13 +73,9 @@ def load_lab(inventory: Path) -> Lab:
                 f"{DOCKER_BRIDGE_NET} (docker's bridge)"
             )
         networks[name] = LabNetwork(name, subnet)
-    groups: dict[str, set[str]] = {}
-    _walk_groups("all", hosts_doc.get("all", {}), groups)
-    entries: dict[str, dict[str, Any]] = {}
-    _host_entries(hosts_doc.get("all", {}), entries)
     hosts = []
-    for name in sorted(groups):
-        hvars = {**entries.get(name, {}), **_read_yaml(inventory / "host_vars" / f"{name}.yml")}
+    for name in sorted(read.hostvars):
+        hvars = read.hostvars[name]
         addresses = {}
         for net, addr in (hvars.get("svpn_addresses") or {}).items():
             if net not in networks:
@@ -118,9 +93,9 @@ def load_lab(inventory: Path) -> Lab:
             LabHost(
                 name=name,
                 container=str(hvars.get("ansible_host", f"{NETWORK_PREFIX}-{name}")),
-                groups=frozenset(groups[name] - {"all"}),
+                groups=frozenset(hvars.get("group_names", [])),
                 addresses=addresses,
                 hostvars=hvars,
             )
         )
-    return Lab(inventory=inventory, networks=networks, hosts=hosts)
+    return Lab(inventory=inventory, networks=networks, hosts=hosts, farm=farm)

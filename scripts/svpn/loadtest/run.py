@@ -21,8 +21,6 @@ from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from svpn.core.errors import SvpnError
 from svpn.core.paths import repo_root
 from svpn.farm.buckets import DEFAULT_BUCKETS
@@ -288,13 +286,13 @@ def _measure(
 
 
 def _farm_vars(lab: Lab) -> dict[str, Any]:
-    return yaml.safe_load((lab.inventory / "group_vars" / "all.yml").read_text()) or {}
+    return lab.farm
 
 
 def _lb_buckets(lab: Lab) -> int:
-    path = lab.inventory / "group_vars" / "loadbalancers.yml"
-    data = yaml.safe_load(path.read_text()) if path.exists() else {}
-    return int((data or {}).get("loadbalancer_buckets", DEFAULT_BUCKETS))
+    """The LBs' bucket count as Ansible gives it to them (their hostvars; the role's default if unset)."""
+    lbs = lab.group("loadbalancers")
+    return int(lbs[0].hostvars.get("loadbalancer_buckets", DEFAULT_BUCKETS)) if lbs else DEFAULT_BUCKETS
 
 
 def _other_containers(lab: Lab, generators: list[GeneratorSpec]) -> list[str]:

@@ -1,6 +1,7 @@
-"""What every file of a user's bundle is made from: the farm settings (read and checked from the inventory's
-``group_vars/all.yml``), the run's :class:`BundleContext` (settings, the clients' proposals, the CA, and a
-fingerprint of all that and of the templates) and the user's :class:`UserInfo`. The profiles
+"""What every file of a user's bundle is made from: the farm settings (the inventory's group all's variables,
+read by ansible-core through svpn.core.ansible_inventory, and checked), the run's :class:`BundleContext`
+(settings, the clients' proposals, the CA, and a fingerprint of all that and of the templates) and the
+user's :class:`UserInfo`. The profiles
 (:mod:`svpn.access.bundles.profiles`) and the install guides (:mod:`svpn.access.bundles.guides`) both take
 these. Imports svpn.access.pki.validation, svpn.farm and svpn.core.
 """
@@ -15,11 +16,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import yaml
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from svpn.access.pki.validation import validate_dns_name
+from svpn.core.ansible_inventory import ANSIBLE_WAY, VaultOptions, read_inventory
 from svpn.core.errors import SvpnError
 from svpn.farm import proposals
 from svpn.farm.facts import TUNNEL_MODES, TunnelMode
@@ -32,7 +33,7 @@ NM_DIR = "/etc/svpn"
 
 @dataclass(frozen=True)
 class FarmSettings:
-    """The farm-wide settings a client needs (one source: the inventory's group_vars/all.yml)."""
+    """The farm-wide settings a client needs (one source: the inventory's group all, group_vars/all.yml)."""
 
     vpn_name: str
     public_address: str
@@ -73,22 +74,17 @@ class FarmSettings:
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
-def load_farm_settings(inventory: Path | str) -> FarmSettings:
-    """Read and validate the farm settings from ``INVENTORY/group_vars/all.yml``.
+def load_farm_settings(inventory: Path | str, vault: VaultOptions = ANSIBLE_WAY) -> FarmSettings:
+    """Read and validate the farm settings: the variables of the inventory's group all, as Ansible reads them
+    (group_vars/all.yml or group_vars/all/*.yml, hosts.yml's all.vars; vault values decrypted with *vault*).
 
     Keys this module does not need may hold Jinja expressions; the ones it needs must be literal values.
     """
     inventory = Path(inventory)
-    candidates = [inventory / "group_vars" / name for name in ("all.yml", "all.yaml")]
-    path = next((c for c in candidates if c.is_file()), None)
-    if path is None:
+    data = read_inventory(inventory, vault).all_vars if inventory.is_dir() else {}
+    if not data:
         raise SvpnError(f"inventory {str(inventory)!r} has no group_vars/all.yml (the farm-wide settings)")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
-        raise SvpnError(f"{path} cannot be read as YAML ({err.__class__.__name__})") from None
-    if not isinstance(data, dict):
-        raise SvpnError(f"{path} is not a mapping of variables")
+    path = f"{inventory}: group all"
 
     def need(key: str) -> Any:
         if key not in data or data[key] in (None, "", []):
