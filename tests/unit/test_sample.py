@@ -63,3 +63,20 @@ def test_site_yml_first_play_accepts_the_sample() -> None:
     done = ansible("ansible-playbook", str(ROOT / "playbooks" / "check.yml"), "--skip-tags", "ssh_session")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert "failed=0" in done.stdout
+
+
+def test_svpn_reads_the_sample_through_ansible_with_its_vault_password() -> None:
+    """`svpn inventory check` sees what Ansible sees, operator.yml and its vaulted value included."""
+
+    def check(*args: str) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_VAULT")}
+        return subprocess.run(
+            [str(BIN / "svpn"), "inventory", "check", str(SAMPLE), *args],
+            capture_output=True, text=True, env=env, timeout=120, check=False,
+        )  # fmt: skip
+
+    opened = check("--vault-password-file", str(VAULT_PASSWORD))
+    assert opened.returncode == 0 and "OK (2 concentrators, 2 load balancers" in opened.stdout, opened.stderr
+    closed = check()
+    assert closed.returncode != 0 and "Traceback" not in closed.stderr
+    assert "operator.yml" in closed.stderr and "svpn_pki_passphrase is vault-encrypted" in closed.stderr
