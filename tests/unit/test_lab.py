@@ -11,7 +11,7 @@ import yaml
 from svpn.core.errors import SvpnError
 from svpn.farm.backends import pool_routes
 from svpn.lab import status as labstatus
-from svpn.lab.image import LAB_PACKAGES, ImageSpec
+from svpn.lab.image import DEFAULT_SUITE, LAB_PACKAGES, ImageSpec, lab_images
 from svpn.lab.topo import load_lab
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -86,6 +86,25 @@ def test_image_tag_follows_the_package_list() -> None:
     assert base.content_hash != ImageSpec("bookworm", (*LAB_PACKAGES, "tcpdump")).content_hash
     assert base.content_hash != ImageSpec("trixie").content_hash
     assert base.hashed_tag == f"svpn-lab:bookworm-{base.content_hash}"
+
+
+def test_lab_prepare_builds_debian_12_and_13_default_first() -> None:
+    images = lab_images()
+    assert [spec.suite for spec in images] == [DEFAULT_SUITE, "trixie"] and DEFAULT_SUITE == "bookworm"
+    assert len({spec.hashed_tag for spec in images}) == len(images)
+    # trixie ships every lab package under its bookworm name: one list for both.
+    assert all(spec.packages == LAB_PACKAGES for spec in images)
+
+
+def test_every_image_a_scenario_runs_is_one_lab_prepare_builds() -> None:
+    built = {spec.stable_tag for spec in lab_images()}
+    used = {
+        platform["image"]
+        for scenario in (ROOT / "molecule").glob("*/molecule.yml")
+        for platform in yaml.safe_load(scenario.read_text())["platforms"]
+        if platform["image"].startswith("svpn-lab:")
+    }
+    assert used == built  # a scenario's image is built by `svpn lab prepare`, and nothing more is built
 
 
 def test_pool_routes_come_from_each_nodes_pool_and_internal_address() -> None:

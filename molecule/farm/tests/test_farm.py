@@ -1,5 +1,9 @@
 """The load-balanced farm, proven with real parts: spread through the VIP, node loss, LB failover.
 
+It is a mixed farm, as during an OS upgrade: farm-conc3 and the backup LB farm-lb2 run Debian 13
+(strongSwan 6), the rest Debian 12 (strongSwan 5.9) - see molecule.yml. So users land on both releases, and
+the failover hands the flows from a Debian 12 LB to a Debian 13 one.
+
 Client addresses were picked so that the LB's hash gives every concentrator two of the six clients; the
 spread test checks that prediction (svpn.farm.lbhash + svpn.farm.buckets) against where each user really
 landed. Measured figures are printed and written to .lab/reports/farm.json.
@@ -35,6 +39,10 @@ CLIENT_ADDR = {
     "farm-client5": "198.18.21.106",
     "farm-client6": "198.18.21.109",
 }
+# The hosts molecule.yml runs on the Debian 13 image; every other farm host runs Debian 12.
+DEBIAN_13 = {"farm-conc3", "farm-lb2"}
+# The LB that holds the VIPs when the failover test stops it: a Debian 12 one, so its flows go to Debian 13.
+FAILOVER_FROM = "farm-lb1"
 NODE_LOSS_GOAL = 60.0
 LB_GAP_GOAL = 5.0
 
@@ -57,6 +65,23 @@ def test_every_client_tunnels_through_the_vip_and_reaches_the_app():
     counts = {node: list(placement.values()).count(node) for node in NODES}
     _record("spread_6_clients", counts)
     assert all(counts[node] >= 1 for node in NODES), counts
+
+
+def _debian_major(host: str) -> str:
+    return _host(host).check_output("cat /etc/debian_version").split(".")[0]
+
+
+def test_the_farm_mixes_debian_12_and_13_and_both_carry_users():
+    releases = {host: _debian_major(host) for host in NODES + LBS}
+    _record("debian_release_of", releases)
+    assert releases == {host: "13" if host in DEBIAN_13 else "12" for host in NODES + LBS}
+    # The charon that answers is the release's own: strongSwan 6 on Debian 13, 5.9 on Debian 12.
+    for node in NODES:
+        daemon = _host(node).check_output("swanctl --version --daemon")
+        assert re.search(r"strongSwan 6\." if node in DEBIAN_13 else r"strongSwan 5\.9\.", daemon), daemon
+    placement = _wait_all_up(CLIENTS, timeout=30)  # every client reaches the app through its node
+    carried_by = {releases[node] for node in placement.values()}
+    assert carried_by == {"12", "13"}, placement
 
 
 def test_users_land_where_the_lb_hash_says():
@@ -105,8 +130,12 @@ def test_node_loss_moves_its_users_to_the_survivors():
         raise AssertionError(f"{victim}'s buckets did not come back within 30 s")
 
 
+def _vip_holders() -> list[str]:
+    return [lb for lb in LBS if VIP in _host(lb).check_output("ip -4 -o addr show")]
+
+
 def _vip_holder() -> str:
-    holders = [lb for lb in LBS if VIP in _host(lb).check_output("ip -4 -o addr show")]
+    holders = _vip_holders()
     assert len(holders) == 1, f"VIP {VIP} held by {holders} (split brain or none)"
     return holders[0]
 
@@ -167,7 +196,23 @@ def test_the_lb_control_plane_cannot_be_reached_from_the_public_side():
         print("\nSKIPPED: the IPv6 probe (the LB's public interface has no IPv6 address in this lab)")
 
 
+def _vips_onto(wanted: str) -> None:
+    """Put the VIPs on *wanted*: restarting keepalived on the other LB hands them over (it leaves with a
+    priority-0 advert; nopreempt keeps them where they went when it comes back)."""
+    holder = _vip_holder()
+    _record("lb_vip_holder_before_failover_test", holder)
+    if holder == wanted:
+        return
+    _host(holder).check_output("systemctl restart keepalived")
+    deadline = time.monotonic() + 20
+    while _vip_holders() != [wanted]:
+        assert time.monotonic() < deadline, f"the VIPs did not move from {holder} to {wanted}"
+        time.sleep(1)
+
+
 def test_lb_failover_keeps_established_tunnels_flowing():
+    # Which LB won the first election depends on start order; the failover must land on Debian 13.
+    _vips_onto(FAILOVER_FROM)
     _wait_all_up(CLIENTS, timeout=60)
     master = _vip_holder()
     client = CLIENTS[0]
@@ -185,5 +230,6 @@ def test_lb_failover_keeps_established_tunnels_flowing():
     assert gap < LB_GAP_GOAL
     (survivor,) = [lb for lb in LBS if lb != master]
     assert VIP in _host(survivor).check_output("ip -4 -o addr show")
+    assert survivor in DEBIAN_13 and master not in DEBIAN_13, (master, survivor)
     # The same IKE SA and virtual IP carried on: the tunnel was never re-established.
     assert _client_sa(client) == (vip_before, sa_before)

@@ -37,8 +37,10 @@ def lab() -> None:
 
 @lab.command("prepare")
 def prepare_cmd() -> None:
-    """Start dockerd if needed, build or reuse the base image, add the test-range forwarding rule."""
-    click.echo(labops.prepare_machine(_log))
+    """Start dockerd if needed, build or reuse the base images (Debian 12 and 13), add the test-range
+    forwarding rule."""
+    for image in labops.prepare_machine(_log):
+        click.echo(image)
 
 
 @lab.command("up")

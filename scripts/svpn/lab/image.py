@@ -43,6 +43,12 @@ LAB_PACKAGES: tuple[str, ...] = (
 IMAGE_REPO = "svpn-lab"
 IMAGE_RECIPE_VERSION = "1"
 
+# The Debian releases the lab builds, each from the same package list (trixie ships every one of
+# LAB_PACKAGES under the same name). bookworm (Debian 12) runs every lab host; trixie (Debian 13) runs the
+# molecule/farm hosts that prove a mixed farm, as during an OS upgrade.
+LAB_SUITES: tuple[str, ...] = ("bookworm", "trixie")
+DEFAULT_SUITE = "bookworm"
+
 
 @dataclass(frozen=True)
 class ImageSpec:
@@ -62,6 +68,11 @@ class ImageSpec:
     def stable_tag(self) -> str:
         """The tag scenarios and the lab refer to; it always points at the current recipe's image."""
         return f"{IMAGE_REPO}:{self.suite}"
+
+
+def lab_images() -> tuple[ImageSpec, ...]:
+    """Every base image the lab and the molecule scenarios run, default suite first."""
+    return tuple(ImageSpec(suite) for suite in LAB_SUITES)
 
 
 def _image_exists(tag: str) -> bool:

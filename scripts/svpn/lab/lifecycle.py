@@ -18,7 +18,7 @@ from svpn.core.errors import SvpnError
 from svpn.core.files import atomic_write
 from svpn.core.paths import repo_root
 from svpn.lab import host as labhost
-from svpn.lab.image import ImageSpec, ensure_image
+from svpn.lab.image import ensure_image, lab_images
 from svpn.lab.topo import NETWORK_PREFIX, Lab, LabHost
 
 LABEL = "svpn-lab"
@@ -36,14 +36,15 @@ def _docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return done
 
 
-def prepare_machine(log: Log = print) -> str:
-    """A running engine, the base image and the forwarding rule: what every lab and scenario needs."""
+def prepare_machine(log: Log = print) -> list[str]:
+    """A running engine, the base images (one per lab suite, the default first) and the forwarding rule:
+    what every lab and scenario needs."""
     labhost.ensure_dockerd(lab_state_dir() / "dockerd.log", log=log)
     labhost.ensure_inotify_limits(log)
-    image = ensure_image(ImageSpec("bookworm"), log=log)
+    images = [ensure_image(spec, log=log) for spec in lab_images()]
     if labhost.add_forward_rule():
         log(f"added iptables DOCKER-USER accept rule for {labhost.TEST_RANGE}")
-    return image
+    return images
 
 
 def _create_network(lab: Lab, name: str) -> None:
@@ -124,7 +125,7 @@ def run_playbook(inventory: Path, playbook: str, log: Log = print) -> None:
 
 
 def up(lab: Lab, log: Log = print) -> None:
-    image = prepare_machine(log)
+    image = prepare_machine(log)[0]
     for name in lab.networks:
         _create_network(lab, name)
     for host in lab.hosts:
