@@ -5,7 +5,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 STAMP := $(VENV)/.bootstrap-$(shell cat pyproject.toml scripts/bootstrap.sh | sha256sum | cut -c1-12)
-SCENARIOS ?= default farm scale loadtest
+SCENARIOS ?= default farm scale loadtest ssh
 
 .PHONY: bootstrap lab lab-down lab-status bench-scale bench test lint unit molecule clean
 
