@@ -102,8 +102,8 @@ def test_the_vm_runs_no_userspace_esp_and_keeps_ssh_to_the_controller_only(host)
     assert vm.run("ip link show ipsec0").rc != 0
     ruleset = vm.check_output("nft list table inet svpn_concentrator")
     print("\nVM nft list table inet svpn_concentrator:\n" + ruleset)
-    # the kernel data plane's own rule: ESP (not only ESP-in-UDP) from where IKE may come
-    esp_rule = re.compile(r"^\s*(ip protocol|meta l4proto) esp ip saddr @ike_sources accept$", re.M)
+    # the kernel data plane's own rule: ESP (IP protocol 50, not only ESP-in-UDP) from where IKE may come
+    esp_rule = re.compile(r"^\s*ip protocol (esp|50) ip saddr @ike_sources accept$", re.M)
     assert esp_rule.search(ruleset), ruleset
     assert "tcp dport 22 ip saddr @management accept" in ruleset
     assert re.search(r"set management \{[^}]*elements = \{ 198\.18\.61\.1 \}", ruleset), ruleset

@@ -38,6 +38,8 @@ VM_BASE_PACKAGES: tuple[str, ...] = (
     "iproute2",
     "iputils-ping",
     "procps",
+    # /etc/protocols and /etc/services, as on every Debian host (nft prints "esp", not "50")
+    "netbase",
     "openssh-server",
     "sudo",
     "python3",
