@@ -65,6 +65,7 @@ def test_client_gets_a_virtual_ip_and_reaches_the_app_through_the_tunnel(host):
     assert reply.strip() == f"svpn-lab-app mol-kernel-app1 client={vip}"
     ping = host.run(f"ping -c 3 -W 5 -I {vip} {APP}")
     assert ping.rc == 0 and " 0% packet loss" in ping.stdout, ping.stdout + ping.stderr
+    print(f"\nclient {vip}: curl http://{APP}/ -> {reply.strip()}\n{ping.stdout.strip()}")
 
 
 def test_a_full_size_packet_crosses_the_tunnel(host):
@@ -72,6 +73,7 @@ def test_a_full_size_packet_crosses_the_tunnel(host):
     vip = _wait_for_tunnel(host)
     ping = host.run(f"ping -c 2 -W 5 -s 1472 -I {vip} {APP}")
     assert ping.rc == 0 and " 0% packet loss" in ping.stdout, ping.stdout + ping.stderr
+    print("\n" + ping.stdout.strip())
 
 
 def test_the_vms_kernel_holds_the_esp_sas_and_carried_the_traffic(host):
@@ -85,7 +87,11 @@ def test_the_vms_kernel_holds_the_esp_sas_and_carried_the_traffic(host):
     for block in inbound + outbound:
         assert "encap type espinudp" in block, block
         assert "rfc4106(gcm(aes))" in block, block
-    print("\nVM ip -s xfrm state (ESP):\n" + "\n".join(before))
+    # the evidence for the log, without the keys
+    print(
+        "\nVM ip -s xfrm state (ESP, keys hidden):\n"
+        + re.sub(r"0x[0-9a-f]{32,}", "0x<key>", "\n".join(before))
+    )
     assert f"dst {vip}/32" in vm.check_output("ip xfrm policy")
     # The kernel SA counts the bytes of a request through the tunnel: the kernel did the ESP.
     out_before = max(_bytes(b) for b in outbound)
