@@ -7,7 +7,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 STAMP := $(VENV)/.bootstrap-$(shell cat pyproject.toml scripts/bootstrap.sh | sha256sum | cut -c1-12)
 SCENARIOS ?= default farm scale loadtest ssh
 
-.PHONY: bootstrap lab lab-down lab-status bench-scale bench test lint unit molecule clean
+.PHONY: bootstrap lab lab-down lab-status bench-scale bench test test-kernel lint unit molecule clean
 
 bootstrap: $(STAMP)
 
@@ -47,6 +47,15 @@ molecule: bootstrap
 	set -o pipefail; rc=0; \
 	for s in $(SCENARIOS); do molecule test -s $$s || { rc=$$?; break; }; done; \
 	svpn lab host-cleanup; exit $$rc
+
+## make test-kernel: the kernel's ESP (concentrator_data_plane: kernel) on a QEMU guest with Debian's kernel,
+## managed over SSH (molecule/kernel); TCG is slow, so it is its own target, which CI runs after `make test`
+test-kernel: bootstrap
+	scripts/bootstrap.sh vm
+	svpn lab prepare
+	set -o pipefail; rc=0; \
+	molecule test -s kernel || rc=$$?; \
+	svpn lab vm down --all; svpn lab host-cleanup; exit $$rc
 
 ## make bench: 10,000 users through the LB onto the lab farm, a reconnect storm, then 10,000 with the farm's
 ## preferred ECP-384 for the planner's calibration (docs/benchmarks.md); not part of `make test`

@@ -129,3 +129,51 @@ def host_cleanup_cmd() -> None:
     """Remove only the forwarding rule (after molecule scenarios, which remove their own hosts)."""
     if labhost.remove_forward_rule(_log):
         _log(f"removed the DOCKER-USER rule for {labhost.TEST_RANGE}")
+
+
+@lab.group("vm")
+def vm_group() -> None:
+    """Lab VMs with Debian's stock kernel (QEMU, TCG) on the lab's docker networks, managed over SSH."""
+
+
+@vm_group.command("up")
+@click.option("--name", required=True, help="The VM's name and hostname (1-8 lowercase letters, digits).")
+@click.option(
+    "--nic",
+    "nics",
+    multiple=True,
+    required=True,
+    metavar="NETWORK=ADDRESS/PREFIX",
+    help="A NIC on that docker network with that static address; repeat, in order (eth0, eth1…). "
+    "SSH logs in on the first.",
+)
+@click.option("--memory", type=click.IntRange(256, 4096), default=768, show_default=True, help="MiB.")
+@click.option("--ssh-timeout", type=click.FloatRange(10), default=600, show_default=True, help="Seconds.")
+def vm_up_cmd(name: str, nics: tuple[str, ...], memory: int, ssh_timeout: float) -> None:
+    """Build or reuse the VM's image (.lab/vm/images), boot it, wait until its admin logs in over SSH."""
+    from svpn.lab import vm, vmhost
+
+    spec = vm.VmSpec(
+        name=name,
+        nics=tuple(vm.parse_nic(text) for text in nics),
+        memory_mib=memory,
+        packages=vm.with_role_packages(repo_root()),
+    )
+    run = vmhost.up(spec, ssh_timeout=ssh_timeout, log=_log)
+    click.echo(f"ssh {' '.join(vm.ssh_options(run.key, run.known_hosts))} {vm.ADMIN_USER}@{spec.ssh_address}")
+
+
+@vm_group.command("down")
+@click.option("--name", help="The VM to stop.")
+@click.option("--all", "every", is_flag=True, help="Stop every lab VM.")
+def vm_down_cmd(name: str | None, every: bool) -> None:
+    """Stop a lab VM (by its pid file) and remove its tap devices."""
+    from svpn.lab import vmhost
+
+    if (name is None) == (not every):
+        raise SvpnError("svpn lab vm down: give either --name NAME or --all")
+    if every:
+        stopped = vmhost.down_all(_log)
+        _log(f"{len(stopped)} VM run directories cleaned: {', '.join(stopped) or 'none'}")
+    elif not vmhost.down(name or "", _log):
+        _log(f"VM {name}: not running")
