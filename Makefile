@@ -30,8 +30,8 @@ bench-scale: bootstrap
 	svpn lab up
 	svpn lab bench-scale
 
-## make test: everything CI runs
-test: lint unit molecule
+## make test: everything CI runs (the kernel's ESP last: test-kernel)
+test: lint unit molecule test-kernel
 
 lint: bootstrap
 	ruff check scripts tests plugins molecule
