@@ -70,3 +70,16 @@ class ScenarioHosts:
             if time.monotonic() > deadline:
                 raise AssertionError(f"not all of {clients} up within {timeout:.0f} s: {vips}, nodes {where}")
             time.sleep(1)
+
+
+def wait_for_tunnel(client: Any, timeout: float, pause: float = 1.0) -> str:
+    """The client's virtual IP once its IKE and CHILD SA are up (a testinfra host; a bounded wait)."""
+    deadline = time.monotonic() + timeout
+    out = ""
+    while time.monotonic() < deadline:
+        out = client.check_output("swanctl --list-sas --ike svpn")
+        vip, _ = client_tunnel(out)
+        if vip:
+            return vip
+        time.sleep(pause)
+    raise AssertionError(f"no tunnel within {timeout:.0f} s; swanctl --list-sas said:\n{out}")

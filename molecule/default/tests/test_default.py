@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import time
 
 import testinfra
-
-from svpn.farm.sas import client_tunnel
+from svpn_testing.scenario import wait_for_tunnel
 
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 POOL = ipaddress.ip_network("198.19.11.0/24")
@@ -23,16 +21,7 @@ def _host(name: str):
 
 
 def _wait_for_tunnel(client) -> str:
-    """The client's virtual IP once its IKE and CHILD SA are up (bounded wait: it connects on load)."""
-    deadline = time.monotonic() + UP_TIMEOUT
-    out = ""
-    while time.monotonic() < deadline:
-        out = client.check_output("swanctl --list-sas --ike svpn")
-        vip, _ = client_tunnel(out)
-        if vip:
-            return vip
-        time.sleep(1)
-    raise AssertionError(f"no tunnel within {UP_TIMEOUT} s; swanctl --list-sas said:\n{out}")
+    return wait_for_tunnel(client, UP_TIMEOUT)
 
 
 def test_client_gets_virtual_ip_from_the_nodes_pool(host):

@@ -7,12 +7,10 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-import time
 from pathlib import Path
 
 import testinfra
-
-from svpn.farm.sas import client_tunnel
+from svpn_testing.scenario import wait_for_tunnel
 
 # The whole inventory directory: molecule's generated file holds only the containers; hosts.yml and
 # host_vars (linked beside it) add the VM and how to reach it.
@@ -32,15 +30,7 @@ def _vm():
 
 
 def _wait_for_tunnel(client) -> str:
-    deadline = time.monotonic() + UP_TIMEOUT
-    out = ""
-    while time.monotonic() < deadline:
-        out = client.check_output("swanctl --list-sas --ike svpn")
-        vip, _ = client_tunnel(out)
-        if vip:
-            return vip
-        time.sleep(2)
-    raise AssertionError(f"no tunnel within {UP_TIMEOUT} s; swanctl --list-sas said:\n{out}")
+    return wait_for_tunnel(client, UP_TIMEOUT, pause=2)
 
 
 def _esp_states(vm) -> list[str]:
