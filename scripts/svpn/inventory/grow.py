@@ -132,18 +132,19 @@ def unseen(written: Mapping[str, str], farm: FarmInventory) -> list[str]:
         owner = var_file_owner(path)
         if owner is None:
             continue
-        data, _duplicates = load_yaml(text)
         kind, name, _way = owner
-        seen = farm.farm if kind == "group_vars" and name == "all" else None
+        if kind == "host_vars":
+            seen = farm.hostvars.get(name, {})
+        elif name == "all":
+            seen = farm.farm
+        else:  # a group's variables, as its first host sees them
+            seen = next((farm.hostvars[h] for h in farm.groups.get(name, []) if h in farm.hostvars), None)
+        if seen is None:
+            continue
+        data, _duplicates = load_yaml(text)
         for key, value in (data or {}).items():
-            if isinstance(value, Vaulted):
-                continue
-            if kind == "host_vars":
-                seen = farm.hostvars.get(name, {})
-            elif name != "all":
-                seen = next((farm.hostvars[h] for h in farm.groups.get(name, []) if h in farm.hostvars), None)
-            if seen is not None and seen.get(key, _MISSING) != value:
-                found = seen.get(key, _MISSING)
+            found = seen.get(key, _MISSING)
+            if not isinstance(value, Vaulted) and found != value:
                 shown = "nothing" if found is _MISSING else repr(found)
                 out.append(f"{path}: {key}: the plan writes {value!r} but Ansible reads {shown}")
     return out

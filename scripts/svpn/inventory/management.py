@@ -55,12 +55,20 @@ def is_ssh_managed(host_vars: Mapping[str, Any]) -> bool:
     return connection(host_vars) in SSH_CONNECTIONS
 
 
+def firewall_networks(
+    host: str, group: str, host_vars: Mapping[str, Any], out: list[str]
+) -> tuple[str, str, list[ipaddress.IPv4Network] | None]:
+    """What the host's firewall accepts SSH from, as the roles' defaults decide it: (the variable that
+    holds it, the role's own variable, its networks or None with a problem in *out* if malformed)."""
+    role_key = ROLE_KEYS[group]
+    key = role_key if role_key in host_vars else FARM_KEY
+    return key, role_key, networks(host_vars.get(key), f"host {host}: {key}", out)
+
+
 def ssh_problems(host: str, group: str, host_vars: Mapping[str, Any], out: list[str]) -> None:
     """A farm host of *group* (concentrators or loadbalancers) whose firewall would drop SSH although
     Ansible manages it over SSH; also a malformed management list, managed over SSH or not."""
-    role_key = ROLE_KEYS[group]
-    key = role_key if role_key in host_vars else FARM_KEY
-    found = networks(host_vars.get(key), f"host {host}: {key}", out)
+    key, role_key, found = firewall_networks(host, group, host_vars, out)
     if found is None or found or not is_ssh_managed(host_vars):
         return
     out.append(
@@ -75,10 +83,8 @@ def ssh_source_problem(host: str, ssh_connection: str, host_vars: Mapping[str, A
     sees it (the first field of the session's ``$SSH_CONNECTION``) must be inside the networks its
     firewall will accept SSH from, or the deploy would close the session it runs in. '' when it is."""
     group = NODE_GROUP if NODE_GROUP in host_vars.get("group_names", ()) else LB_GROUP
-    role_key = ROLE_KEYS[group]
-    key = role_key if role_key in host_vars else FARM_KEY
     out: list[str] = []
-    found = networks(host_vars.get(key), f"host {host}: {key}", out)
+    key, role_key, found = firewall_networks(host, group, host_vars, out)
     if found is None:
         return out[0]
     fields = ssh_connection.split()
