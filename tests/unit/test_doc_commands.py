@@ -19,7 +19,7 @@ DOCS = sorted(
     [
         ROOT / "README.md",
         ROOT / "loadgen" / "README.md",
-        *(ROOT / "docs").glob("*.md"),
+        *(ROOT / "docs").rglob("*.md"),
         *(ROOT / "roles").glob("*/README.md"),
     ]
 )

@@ -11,7 +11,6 @@ archives: no archive is ever made that could not restore the CA.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import os
@@ -102,7 +101,7 @@ class PkiState:
         by_kind: dict[str, int] = {}
         for record in self.certs:
             by_kind[str(record.get("kind"))] = by_kind.get(str(record.get("kind")), 0) + 1
-        crl_issued = None if self.crl is None else clock.iso(self.crl.last_update_utc)
+        this_update = None if self.crl is None else clock.iso(self.crl.last_update_utc)
         return {
             "ca": {
                 "subject": self.ca_subject,
@@ -116,7 +115,7 @@ class PkiState:
                 "revoked": sum(1 for r in self.certs if r.get("status") == "revoked"),
                 "newest_issue": self.newest_issue,
             },
-            "crl": {"number": self.crl_number, "issued": crl_issued},
+            "crl": {"number": self.crl_number, "this_update": this_update},
         }
 
 
@@ -277,15 +276,15 @@ def summary_lines(meta: Mapping[str, Any], kdf: keystore.ScryptParams | None = N
     """The archive's metadata as aligned lines (what ``svpn pki backup`` and ``restore`` print)."""
     pki = meta.get("pki", {})
     ca, index, crl, tree = (pki.get(k, {}) for k in ("ca", "index", "crl", "tree"))
-    kinds = ", ".join(f"{count} {kind}" for kind, count in index.get("by_kind", {}).items()) or "none"
+    kinds = ", ".join(f"{_n(count)} {kind}" for kind, count in index.get("by_kind", {}).items()) or "none"
     rows = [
         ("created", f"{meta.get('created')} on {meta.get('host')} from {meta.get('source')}"),
         ("CA", f"{ca.get('subject')}, valid until {ca.get('not_after')}"),
         ("CA sha256", str(ca.get("sha256_fingerprint"))),
-        ("index", f"{index.get('certificates')} certificates ({kinds}), {index.get('revoked')} revoked"),
+        ("index", f"{_n(index.get('certificates'))} certificates ({kinds}), {_n(index.get('revoked'))} revoked"),
         ("newest issue", str(index.get("newest_issue") or "none")),
-        ("CRL", f"number {crl.get('number')}, valid from {crl.get('issued') or 'never (no crl.pem)'}"),
-        ("files", f"{tree.get('files')} in {tree.get('dirs')} directories, {size_text(tree.get('bytes', 0))}"),
+        ("CRL", f"number {crl.get('number')}, valid from {crl.get('this_update') or 'never (no crl.pem)'}"),
+        ("files", f"{_n(tree.get('files'))} in {_n(tree.get('dirs'))} directories, {size_text(tree.get('bytes', 0))}"),
     ]
     if kdf is not None:
         rows.append(("encryption", f"{backup_format.CIPHER}, key from the CA passphrase ({kdf})"))
@@ -293,8 +292,6 @@ def summary_lines(meta: Mapping[str, Any], kdf: keystore.ScryptParams | None = N
     return [f"  {label.ljust(width)}  {value}" for label, value in rows]
 
 
-def parse_created(meta: Mapping[str, Any]) -> dt.datetime | None:
-    try:
-        return clock.parse_iso(str(meta["created"]))
-    except (KeyError, ValueError):
-        return None
+def _n(value: Any) -> str:
+    """A count with thousands separators (a header from elsewhere may hold anything: shown as it is)."""
+    return f"{value:,}" if isinstance(value, int) else str(value)
