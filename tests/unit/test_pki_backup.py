@@ -20,7 +20,7 @@ from svpn.access.pki.backup_format import Member
 from svpn.access.pki.ca import CA, load_ca
 from svpn.access.pki.issuing import issue_server, issue_user
 from svpn.access.pki.restore import open_archive
-from svpn.access.pki.revocation import revoke
+from svpn.access.pki.revocation import revoke, write_crl
 from svpn.access.pki.user_keys import read_user_key
 from svpn.core.errors import SvpnError
 
@@ -363,6 +363,29 @@ def test_a_restore_that_does_not_load_leaves_nothing(
     with pytest.raises(SvpnError, match="CA key does not load"):
         restore.restore(archive, pki, PASS, force=True)
     assert tree_hash(pki) == before  # no temp dir beside it, no DIR.replaced-*
+
+
+def test_a_directory_that_cannot_be_written_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, archive: Path, tmp_path: Path
+) -> None:
+    def full(*_args: object, **_kw: object) -> str:
+        raise OSError(28, "No space left on device", str(tmp_path))
+
+    monkeypatch.setattr(restore.tempfile, "mkdtemp", full)
+    with pytest.raises(
+        SvpnError, match=r"could not be restored: No space left on device .*nothing was changed"
+    ):
+        restore.restore(archive, tmp_path / "target", PASS)
+
+
+def test_a_restore_says_what_the_restored_pki_needs_soon(run: Run, pki: Path, ca: CA, tmp_path: Path) -> None:
+    """A CRL within its warning window (as a backup's is, days later): the restore says so on stderr."""
+    write_crl(pki, ca, days=1)
+    out = tmp_path / "b.svpnpki"
+    make_backup(pki, out, PASS)
+    code, _out, err = run("pki", "restore", out, "--dir", tmp_path / "target")
+    assert code == 0
+    assert err.startswith("svpn: warning: CRL ") and "expires" in err, err
 
 
 # --------------------------------------------------------------------------- the CLI

@@ -306,7 +306,8 @@ def backup_cmd(
 ) -> None:
     """Write the whole PKI directory (CA, index, CRL, server and user material) to one archive, encrypted
     (AES-256-GCM) under a key derived from the CA passphrase. The passphrase must open the CA key first."""
-    result = make_backup(resolve_dir(pki_dir), out, read_passphrase(passphrase_file), force=force)
+    pki_path = resolve_dir(pki_dir)
+    result = make_backup(pki_path, out, read_passphrase(passphrase_file), force=force)
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2))
     else:
@@ -315,6 +316,7 @@ def backup_cmd(
             click.echo(line)
     for warning in result.warnings:
         warn(warning)
+    _warn_expiry(pki_path)
 
 
 @pki.command("restore")
@@ -337,15 +339,18 @@ def restore_cmd(
     passphrase = read_passphrase(passphrase_file)
     if check and passphrase is None:
         _header_only(archive, as_json)
-    result = restore(archive, resolve_dir(pki_dir).path, passphrase, force=force, check_only=check)
+    pki_path = resolve_dir(pki_dir)
+    result = restore(archive, pki_path.path, passphrase, force=force, check_only=check)
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2))
-        return
-    click.echo(_restore_line(result))
-    for line in summary_lines(result.archive.header.meta, result.archive.header.kdf):
-        click.echo(line)
+    else:
+        click.echo(_restore_line(result))
+        for line in summary_lines(result.archive.header.meta, result.archive.header.kdf):
+            click.echo(line)
     for warning in result.archive.warnings:
         warn(warning)
+    if result.action != "checked":
+        _warn_expiry(pki_path)  # what the restored PKI needs soon (an old backup's CRL has expired)
 
 
 def _restore_line(result: RestoreResult) -> str:

@@ -206,11 +206,19 @@ def restore(
     target = Path(target).absolute()
     if check_only:
         return RestoreResult("checked", archive, compare_target(archive, target))
-    if not target.exists():
-        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        return _install(archive, compare_target(archive, target), force, passphrase)
-    with locked(target, timeout=10.0, busy_message=f"{target} is in use by another svpn process: try again"):
-        return _install(archive, compare_target(archive, target), force, passphrase)
+    try:
+        if not target.exists():
+            target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            return _install(archive, compare_target(archive, target), force, passphrase)
+        busy = f"{target} is in use by another svpn process: try again"
+        with locked(target, timeout=10.0, busy_message=busy):
+            return _install(archive, compare_target(archive, target), force, passphrase)
+    except OSError as err:  # a full disk, a read-only or foreign directory: said in one line
+        where = f" ({err.filename})" if err.filename else ""
+        raise SvpnError(
+            f"--dir {target} could not be restored: {err.strerror or err.__class__.__name__}{where}; "
+            "nothing was changed"
+        ) from None
 
 
 def _install(archive: Archive, target: Target, force: bool, passphrase: str | None) -> RestoreResult:
