@@ -1,5 +1,6 @@
 """`svpn pki ...`: the farm's private CA from the command line (the logic lives in svpn.access.pki: ca_setup,
-issuing, revocation, cert_index, expiry). Also the PKI options that `svpn users` and `svpn profiles` share."""
+issuing, revocation, cert_index, expiry, backup, restore). Also the PKI options that `svpn users` and
+`svpn profiles` share."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ from typing import Any
 
 import click
 
+from svpn.access.pki import keystore
+from svpn.access.pki.backup import make_backup, size_text, summary_lines
+from svpn.access.pki.backup_format import read_header
 from svpn.access.pki.ca import load_ca
 from svpn.access.pki.ca_setup import add_ca_policy, ca_allows_user_policy, init_ca
 from svpn.access.pki.cert_index import identities_of_users, list_certs
@@ -20,6 +24,7 @@ from svpn.access.pki.certs import KEY_TYPES
 from svpn.access.pki.expiry import CRL_WARN_DAYS, WARN_DAYS, expiry_warnings
 from svpn.access.pki.issuing import issue_server, issue_user
 from svpn.access.pki.pkidir import Kind, PkiDir, locked
+from svpn.access.pki.restore import RestoreResult, read_archive, restore
 from svpn.access.pki.revocation import revoke, write_crl
 from svpn.access.pki.validation import (
     read_passphrase_file,
@@ -284,3 +289,91 @@ def check_cmd(warn_days: int, crl_warn_days: int, as_json: bool, pki_dir: Path |
             f"ok: nothing in {pki_path.path} expires within {_days(warn_days)} (the CRL within "
             f"{_days(crl_warn_days)})"
         )
+
+
+@pki.command("backup")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="The archive to write (0600; outside the PKI directory).",
+)
+@click.option("--force", is_flag=True, help="Replace --out if it exists.")
+@click.option("--json", "as_json", is_flag=True, help="JSON: what the archive holds.")
+@with_secret
+def backup_cmd(
+    out: Path, force: bool, as_json: bool, pki_dir: Path | None, passphrase_file: Path | None
+) -> None:
+    """Write the whole PKI directory (CA, index, CRL, server and user material) to one archive, encrypted
+    (AES-256-GCM) under a key derived from the CA passphrase. The passphrase must open the CA key first."""
+    pki_path = resolve_dir(pki_dir)
+    result = make_backup(pki_path, out, read_passphrase(passphrase_file), force=force)
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=2))
+    else:
+        click.echo(f"written: {result.path} ({size_text(result.archive_bytes)}, mode 0600)")
+        for line in summary_lines(result.meta, keystore.CA_KDF):
+            click.echo(line)
+    for warning in result.warnings:
+        warn(warning)
+    _warn_expiry(pki_path)
+
+
+@pki.command("restore")
+@click.argument("archive", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--check", is_flag=True, help="Open and check FILE, say what a restore would do; write nothing."
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Restore over another CA's or a newer PKI (kept aside as DIR.replaced-TIMESTAMP, never deleted).",
+)
+@click.option("--json", "as_json", is_flag=True, help="JSON: what was restored (or checked).")
+@with_secret
+def restore_cmd(
+    archive: Path, check: bool, force: bool, as_json: bool, pki_dir: Path | None, passphrase_file: Path | None
+) -> None:
+    """Restore the PKI directory from a backup FILE (the CA passphrase opens it). A wrong passphrase, an
+    altered archive, another CA's PKI or a newer one in --dir is refused and nothing is written."""
+    passphrase = read_passphrase(passphrase_file)
+    if check and passphrase is None:
+        _header_only(archive, as_json)
+    pki_path = resolve_dir(pki_dir)
+    result = restore(archive, pki_path.path, passphrase, force=force, check_only=check)
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=2))
+    else:
+        click.echo(_restore_line(result))
+        for line in summary_lines(result.archive.header.meta, result.archive.header.kdf):
+            click.echo(line)
+    for warning in result.archive.warnings:
+        warn(warning)
+    if result.action != "checked":
+        _warn_expiry(pki_path)  # what the restored PKI needs soon (an old backup's CRL has expired)
+
+
+def _restore_line(result: RestoreResult) -> str:
+    target, source = result.target, result.archive.path
+    if result.action == "unchanged":
+        return f"unchanged: {target.path} already holds exactly {source}"
+    if result.action == "restored":
+        kept = f"; the PKI that was there is kept as {result.replaced}" if result.replaced else ""
+        return f"restored: {target.path} from {source}{kept}"
+    verdict = " (a restore is refused without --force)" if target.refused else ""
+    return f"ok: {source} opens with the CA passphrase and holds a whole PKI; {target.describe()}{verdict}"
+
+
+def _header_only(archive: Path, as_json: bool) -> None:
+    """`restore --check` without a passphrase: print the header, then refuse to call it checked."""
+    header = read_header(read_archive(archive), str(archive))
+    if as_json:
+        click.echo(json.dumps({"action": "header", "file": str(archive), **header.meta}, indent=2))
+    else:
+        click.echo(f"header of {archive} (not authenticated):")
+        for line in summary_lines(header.meta, header.kdf):
+            click.echo(line)
+    raise SvpnError(
+        f"{archive} is not verified: its header was read, but only the CA passphrase authenticates it "
+        "and opens the payload (set SVPN_CA_PASSPHRASE or pass --passphrase-file FILE)"
+    )
