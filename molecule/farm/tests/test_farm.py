@@ -15,6 +15,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -130,55 +131,80 @@ def test_node_loss_moves_its_users_to_the_survivors():
         raise AssertionError(f"{victim}'s buckets did not come back within 30 s")
 
 
+PROJECT = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"])
 EPHEMERAL = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
+LAB_VIEW = Path(__file__).resolve().parent.parent / "inventory"
+UPGRADE_REPORT = PROJECT / ".lab" / "reports" / "upgrade-under-load.json"
 CANARY = "farm-client6"
+LOAD_USERS = 300
 UPGRADE_GAP_GOAL = 60.0
-
-
-def _upgrade(*extra: str) -> tuple[float, subprocess.CompletedProcess[str]]:
-    started = time.monotonic()
-    done = subprocess.run(
-        ["ansible-playbook", "-i", str(EPHEMERAL / "inventory"),
-         str(Path(os.environ["MOLECULE_PROJECT_DIRECTORY"]) / "playbooks" / "upgrade.yml"), *extra],
-        env={**os.environ, "ANSIBLE_CONFIG": str(EPHEMERAL / "ansible.cfg"), "ANSIBLE_FORCE_COLOR": "0"},
-        capture_output=True, text=True,
-    )  # fmt: skip
-    return time.monotonic() - started, done
 
 
 def _charon_pids() -> dict[str, str]:
     return {n: _host(n).check_output("systemctl show -p MainPID --value strongswan") for n in NODES}
 
 
-def test_rolling_upgrade_moves_every_user_and_loses_none():
-    """upgrade.yml with every user connected: each node drained, restarted and proven with the canary's
-    tunnel in turn, then the LBs, the backup first. At the end every user is connected again (moved, not
-    lost); the longest silence a connected user's pings saw is reported."""
+def _upgrade_under_load() -> dict:
+    """upgrade.yml as the operator runs it, inside `svpn loadtest --during` (300 simulated users up)."""
+    upgrade = " ".join(
+        [
+            f"ANSIBLE_CONFIG={EPHEMERAL / 'ansible.cfg'}", "ANSIBLE_FORCE_COLOR=0",
+            "ansible-playbook", "-i", str(EPHEMERAL / "inventory"),
+            str(PROJECT / "playbooks" / "upgrade.yml"),
+            "-e", f"upgrade_canary={CANARY}", "-e", f"upgrade_canary_target={APP}",
+        ]
+    )  # fmt: skip
+    cmd = [
+        sys.executable, "-m", "svpn", "loadtest", "--inventory", str(LAB_VIEW), "--users", str(LOAD_USERS),
+        "--duration", "1200", "--during", upgrade, "--json", str(UPGRADE_REPORT),
+    ]  # fmt: skip
+    UPGRADE_REPORT.unlink(missing_ok=True)
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=1500, cwd=PROJECT)
+    print(done.stdout[-3000:], done.stderr[-3000:])
+    assert UPGRADE_REPORT.exists(), done.stderr[-3000:]
+    report = json.loads(UPGRADE_REPORT.read_text())
+    report["exit_code"] = done.returncode
+    return report
+
+
+def test_rolling_upgrade_under_load_moves_every_user_and_loses_none():
+    """upgrade.yml with the lab clients and 300 load-test users connected: each node drained, upgraded,
+    restarted and proven with the canary's tunnel in turn, then the LBs, the backup first. Every user is
+    connected at the end (moved, not lost); the longest silence a lab client's pings saw is reported."""
     _wait_all_up(CLIENTS, timeout=60)
     pids_before, vip_before = _charon_pids(), _vip_holder()
     pingers = [c for c in CLIENTS if c != CANARY]
     for client in pingers:
         _host(client).check_output(
-            f"rm -f /tmp/upgrade-ping.log; (ping -D -n -i 0.2 -w 900 {APP} > /tmp/upgrade-ping.log 2>&1 &)"
+            f"rm -f /tmp/upgrade-ping.log; (ping -D -n -i 0.2 -w 1500 {APP} > /tmp/upgrade-ping.log 2>&1 &)"
         )
     try:
-        elapsed, done = _upgrade("-e", f"upgrade_canary={CANARY}", "-e", f"upgrade_canary_target={APP}")
+        report = _upgrade_under_load()
     finally:
         logs = {}
         for client in pingers:
             _host(client).run("pkill -x ping")
             logs[client] = _host(client).check_output("cat /tmp/upgrade-ping.log")
-    _record("upgrade_seconds", round(elapsed, 1))
-    assert done.returncode == 0, done.stdout[-5000:] + done.stderr[-2000:]
-    # the canary's tunnel was proven on every node, none skipped
-    canary_task = "TASK [Ping upgrade_canary_target through the tunnel from the canary]"
-    assert done.stdout.count(canary_task) == len(NODES)
-    assert "SKIPPED tunnel check" not in done.stdout
-    # every node was really restarted, and every user is connected again at the end
+    during = report["during"]
+    output = Path(during["output"]).read_text()
+    _record("upgrade_seconds", during["seconds"])
+    _record("upgrade_load_users", {k: during[k] for k in ("users_before", "users_lowest", "users_after")})
+    _record("upgrade_load_all_back_s", during["all_back_s"])
+    assert during["exit_code"] == 0, output[-5000:]
+    assert report["exit_code"] == 0, report.get("cleanup")
+    # every load-test user was up before and is up after: moved, not lost
+    assert during["users_before"] == LOAD_USERS and during["users_after"] == LOAD_USERS, during
+    # every node was really restarted (and the run's connection reloaded into it), none skipped
     pids_after = _charon_pids()
     assert all(pids_after[n] != pids_before[n] for n in NODES), (pids_before, pids_after)
+    assert sorted(during["reloaded"]) == NODES, during["reloaded"]
+    canary_task = "TASK [Ping upgrade_canary_target through the tunnel from the canary]"
+    assert output.count(canary_task) == len(NODES), output[-3000:]
+    assert "SKIPPED tunnel check" not in output
+    # the lab's clients: all connected and reaching the app at the end
     placement = _wait_all_up(CLIENTS, timeout=90)
     _record("upgrade_placement_after", placement)
+    assert not report.get("lab_clients_still_down"), report.get("lab_clients_still_down")
     # the VIPs moved once: from the LB that held them to the other one (upgraded first)
     vip_after = _vip_holder()
     assert vip_after != vip_before, (vip_before, vip_after)
@@ -187,7 +213,7 @@ def test_rolling_upgrade_moves_every_user_and_loses_none():
     for client, log in logs.items():
         gap, replies, span = longest_gap(log)
         gaps[client] = round(gap, 1)
-        assert replies > 100 and span > elapsed - 30, (client, replies, span)
+        assert replies > 100 and span > during["seconds"] - 30, (client, replies, span)
     _record("upgrade_longest_data_gap_seconds", max(gaps.values()))
     _record("upgrade_data_gaps_per_user_seconds", gaps)
     assert max(gaps.values()) < UPGRADE_GAP_GOAL, gaps

@@ -101,6 +101,21 @@ class _Bar:
     "--storm-node", default=None, help="Node to stop for --storm (default: the one with most users)."
 )
 @click.option(
+    "--during",
+    default=None,
+    metavar="COMMAND",
+    help="With every user up, run this shell command (e.g. a rolling upgrade) and count the users through "
+    "it; a node whose charon restarts gets the run's connection again. Its output goes to the run's "
+    "during.log. The users then have --during-settle seconds to be back.",
+)
+@click.option(
+    "--during-settle",
+    type=click.FloatRange(min=0),
+    default=180,
+    show_default=True,
+    help="Seconds the users have to be back after the --during command.",
+)
+@click.option(
     "--ike-proposal", default=None, help="The generators' IKE proposal (default: the farm's first)."
 )
 @click.option(
@@ -133,6 +148,8 @@ def loadtest(
     storm: bool,
     client_dpd: int,
     storm_node: str | None,
+    during: str | None,
+    during_settle: float,
     ike_proposal: str | None,
     generator_log_level: int,
     json_file: Path | None,
@@ -160,6 +177,8 @@ def loadtest(
         generator_log_level=generator_log_level,
         fresh_nodes=fresh_nodes,
         client_dpd=client_dpd,
+        during=during,
+        during_settle=during_settle,
     )
     console = Console(stderr=True)
 

@@ -21,6 +21,8 @@ from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
 
+from vici.exception import CommandException, SessionException
+
 from svpn.core.errors import SvpnError
 from svpn.core.paths import repo_root
 from svpn.farm.buckets import DEFAULT_BUCKETS
@@ -29,8 +31,9 @@ from svpn.lab.topo import Lab, LabHost
 from svpn.loadtest import image as loadgen
 from svpn.loadtest.cleanup import sweep, verify_clean
 from svpn.loadtest.clients import clients_up, restore_lab_clients, sample_traffic
-from svpn.loadtest.containers import container_path, container_pid, docker, docker_network_of
+from svpn.loadtest.containers import container_path, container_pid, docker, docker_network_of, process_pid
 from svpn.loadtest.driver import GeneratorDriver, start_generators, write_generator_files
+from svpn.loadtest.during import during
 from svpn.loadtest.figures import calibration, machine_figures, per_user_figures, spread
 from svpn.loadtest.generators import (
     GeneratorSettings,
@@ -44,7 +47,7 @@ from svpn.loadtest.generators import (
 from svpn.loadtest.lbs import lb_events, route_sources
 from svpn.loadtest.names import SOURCE_RANGE
 from svpn.loadtest.nodeconf import FarmOffer, farm_offer, node_pool, overflow_pools
-from svpn.loadtest.nodes import RunNode, load_node, loadtest_sas, read_node_conf, restart_nodes
+from svpn.loadtest.nodes import RunNode, load_node, loadtest_sas, node_counts, read_node_conf, restart_nodes
 from svpn.loadtest.ramp import measured_ramp
 from svpn.loadtest.storm import storm
 from svpn.loadtest.undo import Log, ProgressFn, Undo
@@ -65,6 +68,8 @@ class LoadtestOptions:
     generator_log_level: int = -1
     fresh_nodes: bool = False  # restart charon on the nodes first, so RSS per user is measurable
     client_dpd: int = 30  # the simulated clients' DPD interval, seconds (how soon they notice a dead node)
+    during: str | None = None  # a command to run with every user up (svpn.loadtest.during)
+    during_settle: float = 180.0  # how long the users have to come back after it, seconds
 
 
 @dataclass(frozen=True)
@@ -112,6 +117,8 @@ def _run(lab: Lab, options: LoadtestOptions, log: Log, progress: ProgressFn) -> 
             report["storm"] = storm(
                 plan.nodes, plan.lbs, options.storm_node, counts, deadline, undo, progress, log
             )
+        if options.during:
+            report["during"] = _during(plan, options, deadline, rundir, progress, log)
         for driver in drivers.values():
             driver.stop.set()
     finally:
@@ -280,6 +287,36 @@ def _measure(
     report["lb_events"] = lb_events(plan.lbs, started_at)
     report["sample_traffic"] = sample_traffic(lab, log)
     return counts, drivers
+
+
+def _during(
+    plan: _Plan, options: LoadtestOptions, deadline: float, rundir: Path, progress: ProgressFn, log: Log
+) -> dict[str, Any]:
+    """Run the --during command with every user up, reloading a restarted node's run credentials."""
+    assert options.during is not None
+    nodes = plan.nodes
+
+    def reload(name: str) -> None:
+        try:
+            # a scratch undo stack: the run's own already unloads these names at the end
+            load_node(nodes[name], plan.confs[name], plan.ca, Undo(log), log)
+        except (SvpnError, OSError, CommandException, SessionException) as err:
+            raise SvpnError(f"reloading the run's connection into {name}: {err}") from None
+
+    users = sum(loadtest_sas(n.container)[0] for n in nodes.values())
+    return during(
+        options.during,
+        users,
+        counter=lambda: {n.name: node_counts(n.container, n.pool_names) for n in nodes.values()},
+        exact=lambda: {n.name: loadtest_sas(n.container)[0] for n in nodes.values()},
+        pids=lambda: {n.name: process_pid(n.container, "charon-systemd") for n in nodes.values()},
+        reload=reload,
+        settle=options.during_settle,
+        deadline=deadline,
+        output=rundir / "during.log",
+        progress=progress,
+        log=log,
+    )
 
 
 # --------------------------------------------------------------------------- the lab's inventory and machine

@@ -84,6 +84,15 @@ def summary_lines(report: Mapping[str, Any]) -> list[str]:
             + f" ({storm['users_back']} back; LBs moved its buckets at {storm.get('lbs_moved_buckets_s')} s, "
             f"first back {storm.get('first_back_s')} s, half {storm.get('half_back_s')} s)"
         )
+    during = report.get("during")
+    if during:
+        back = during.get("all_back_s")
+        lines.append(
+            f"during {during['command']!r}: exit {during['exit_code']} after {during['seconds']} s; users "
+            f"{during['users_before']} before, fewest {during['users_lowest']}, {during['users_after']} after"
+            + (f" (all back {back} s after it began)" if back is not None else " (not all back)")
+            + (f"; restarted nodes reloaded: {during['reloaded']}" if during.get("reloaded") else "")
+        )
     if "sample_traffic" in report:
         lines.append(traffic_line(report["sample_traffic"], report["ramp"]["up"]))
     if report.get("lab_clients_still_down"):
@@ -122,9 +131,27 @@ def problems(report: Mapping[str, Any]) -> list[str]:
         found.append(
             f"reconnect storm: {storm.get('users_back')} of {storm.get('users_lost')} users came back"
         )
+    found.extend(during_problems(report.get("during")))
     cleanup = report.get("cleanup", {})
     if not cleanup.get("clean", False):
         found.append(f"left behind: {cleanup.get('left')}")
     if report.get("cleanup_errors"):
         found.append(f"clean-up errors: {report['cleanup_errors']}")
+    return found
+
+
+def during_problems(during: Mapping[str, Any] | None) -> list[str]:
+    """Why a --during run does not count as passed: the command failed, or users did not come back."""
+    if not during:
+        return []
+    found = []
+    if during.get("exit_code") != 0:
+        found.append(f"--during command exited {during.get('exit_code')} (see {during.get('output')})")
+    if during.get("users_after", 0) < during.get("users_before", 0):
+        found.append(
+            f"--during: {during.get('users_after')} of {during.get('users_before')} users back "
+            "after the command"
+        )
+    if during.get("reload_errors"):
+        found.append(f"--during: restarted nodes not reloaded: {during['reload_errors']}")
     return found
