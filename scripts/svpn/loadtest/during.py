@@ -22,7 +22,7 @@ from typing import Any
 from svpn.core.errors import SvpnError
 from svpn.loadtest.undo import Log, ProgressFn
 
-Counter = Callable[[], dict[str, int]]  # load-test users each node holds (cheap: pool leases)
+Counter = Callable[[], dict[str, set[str]]]  # the load-test users (identities) each node carries
 Exact = Callable[[], dict[str, int]]  # complete load-test SAs each node holds (exact, slower)
 Pids = Callable[[], dict[str, int]]  # each node's charon PID (0: not running)
 Reload = Callable[[str], None]  # load the run's temporary credentials and connection into that node again
@@ -32,7 +32,8 @@ Reload = Callable[[str], None]  # load the run's temporary credentials and conne
 class Watch:
     """What the watch saw while the command ran and after it."""
 
-    timeline: list[list[float]] = field(default_factory=list)  # [seconds since the command began, users up]
+    # [seconds since the command began, users up (distinct identities over all nodes)]
+    timeline: list[list[float]] = field(default_factory=list)
     reloaded: dict[str, int] = field(default_factory=dict)  # node -> times its restarted charon was reloaded
     # node -> its last failed reload (dropped once one works)
     reload_errors: dict[str, str] = field(default_factory=dict)
@@ -122,7 +123,6 @@ def _watch(
     log: Log,
 ) -> None:
     known = pids()
-    offset = sum(counter().values()) - users
     while not stop.is_set():
         now_pids = pids()
         for name in restarted(known, now_pids):
@@ -135,8 +135,8 @@ def _watch(
             seen.reloaded[name] = seen.reloaded.get(name, 0) + 1
             log(f"during: {name}'s charon restarted; the run's connection is loaded again")
             known[name] = now_pids[name]
-        # pool leases include the lab's own clients: counted once at the start and left out
-        up = max(sum(counter().values()) - offset, 0)
+        # a user is one identity, also while a drained node still holds its old SA
+        up = len(set().union(*counter().values()))
         seen.timeline.append([round(time.monotonic() - start, 1), up])
         progress("during", min(up, users), users, up, 0)
         stop.wait(1.0)

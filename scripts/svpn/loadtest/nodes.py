@@ -104,6 +104,24 @@ def loadtest_sas(container: str, block: bool = True) -> tuple[int, int]:
     return good, other
 
 
+def loadtest_users(container: str) -> set[str]:
+    """The identities of the load-test users this node carries (IKE SA established, CHILD SA installed,
+    virtual IP), without waiting for busy SAs. A user whose old SA on a drained node is not gone yet and
+    who is up on another node is one user, not two, once the sets are joined."""
+    users = set()
+    try:
+        with vici_session(container, timeout=30) as session:
+            for entry in session.list_sas({"ike": CONN_NAME, "noblock": "yes"}):
+                for sa in entry.values():
+                    children = sa.get("child-sas", {}) or {}
+                    installed = any(vici_text(c.get("state")) == "INSTALLED" for c in children.values())
+                    if vici_text(sa.get("state")) == "ESTABLISHED" and installed and sa.get("remote-vips"):
+                        users.add(vici_text(sa.get("remote-id")))
+    except (SvpnError, OSError, SessionException):
+        pass
+    return users
+
+
 def load_node(node: RunNode, conf: dict[str, Any], ca: LoadtestCA, undo: Undo, log: Log) -> None:
     """Trust the load-test CA, add the overflow pool if any, load the temporary connection."""
     container = node.container

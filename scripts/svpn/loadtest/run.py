@@ -47,7 +47,14 @@ from svpn.loadtest.generators import (
 from svpn.loadtest.lbs import lb_events, route_sources
 from svpn.loadtest.names import SOURCE_RANGE
 from svpn.loadtest.nodeconf import FarmOffer, farm_offer, node_pool, overflow_pools
-from svpn.loadtest.nodes import RunNode, load_node, loadtest_sas, node_counts, read_node_conf, restart_nodes
+from svpn.loadtest.nodes import (
+    RunNode,
+    load_node,
+    loadtest_sas,
+    loadtest_users,
+    read_node_conf,
+    restart_nodes,
+)
 from svpn.loadtest.ramp import measured_ramp
 from svpn.loadtest.storm import storm
 from svpn.loadtest.undo import Log, ProgressFn, Undo
@@ -307,13 +314,13 @@ def _during(
     return during(
         options.during,
         users,
-        counter=lambda: {n.name: node_counts(n.container, n.pool_names) for n in nodes.values()},
+        counter=lambda: {n.name: loadtest_users(n.container) for n in nodes.values()},
         exact=lambda: {n.name: loadtest_sas(n.container)[0] for n in nodes.values()},
         pids=lambda: {n.name: process_pid(n.container, "charon-systemd") for n in nodes.values()},
         reload=reload,
         settle=options.during_settle,
         deadline=deadline,
-        output=rundir / "during.log",
+        output=rundir.parent / f"during-{plan.run_id}.log",  # kept: the run directory goes at the end
         progress=progress,
         log=log,
     )
