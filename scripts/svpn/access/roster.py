@@ -312,13 +312,15 @@ def diff(
     now: dt.datetime,
     renew_within: dt.timedelta,
     files_present: Callable[[str], bool] = lambda _uid: True,
+    other_issuer: Callable[[str, Mapping[str, Any]], str] = lambda _uid, _record: "",
 ) -> list[Change]:
     """Per user ID, what to do so the PKI matches the roster (roster order, then revocations by ID).
 
     Raises :class:`RosterError` if the roster lists an ID that was revoked (IDs are never reused), or an
     e-mail address (any case) that the valid, unexpired certificate of another ID the roster still lists
     carries: both would have one IKE identity. The address of an ID the roster drops is free, as this
-    sync revokes that ID.
+    sync revokes that ID. *other_issuer(ID, record)* names the CA that issued the ID's certificate if that
+    is not the current CA (after a CA rollover: renewed, so the bundle comes from the new CA), else "".
     """
     problems: list[tuple[int, str]] = []
     changes: list[Change] = []
@@ -368,6 +370,8 @@ def diff(
             reason = "certificate lacks the user policy"
         elif not files_present(person.id):
             reason = "certificate or key file missing"
+        elif issuer := other_issuer(person.id, record):
+            reason = f"issued by the previous CA {issuer!r}"
         if reason:
             changes.append(Change(person.id, "renew", reason, person, record))
         elif (record.get("full_name") or "") != person.name or (record.get("department") or "") != (
