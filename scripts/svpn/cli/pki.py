@@ -136,8 +136,7 @@ def server_cmd(
         validate_dns_name(san)
     ca = load_ca(pki_path, read_passphrase(passphrase_file))
     with locked(pki_path):
-        result = issue_server(pki_path, ca, name, list(sans), days=days, renew=renew)
-    click.echo(f"{result} (serial {result.serial})")
+        click.echo(str(issue_server(pki_path, ca, name, list(sans), days=days, renew=renew)))
     _warn_expiry(pki_path)
 
 
