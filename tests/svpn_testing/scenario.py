@@ -7,6 +7,7 @@ runs the commands on the scenario's hosts (testinfra over the molecule inventory
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -44,6 +45,16 @@ class ScenarioHosts:
     def reaches_app(self, client: str, vip: str) -> bool:
         """The app answers the client, and saw the client's virtual IP (so: through the tunnel)."""
         return app_saw(self.host(client).run(f"curl --silent --max-time 3 http://{self.app}/").stdout, vip)
+
+    def served_on_new_connection(self, client: str, server_cn: str) -> list[tuple[str, int]]:
+        """Connect the client anew, its cache of received certificates emptied first: (issuer, serial) of
+        the server certificate the node served it, as the client's own charon lists it."""
+        host = self.host(client)
+        host.check_output("swanctl --flush-certs")
+        host.run("swanctl --terminate --ike svpn --timeout 10")
+        out = host.run("swanctl --initiate --child svpn --timeout 20").stdout
+        assert "initiate completed successfully" in out, out[-2000:]
+        return listed_certs(host.check_output(f"swanctl --list-certs --subject CN={server_cn}"))
 
     def node_of_vips(self, nodes: Iterable[str]) -> dict[str, str]:
         """virtual IP → the concentrator holding its IKE SA, as each node's own charon says."""
@@ -83,3 +94,11 @@ def wait_for_tunnel(client: Any, timeout: float, pause: float = 1.0) -> str:
             return vip
         time.sleep(pause)
     raise AssertionError(f"no tunnel within {timeout:.0f} s; swanctl --list-sas said:\n{out}")
+
+
+def listed_certs(list_certs: str) -> list[tuple[str, int]]:
+    """(issuer, serial) of each certificate in `swanctl --list-certs` output (charon prints the serial as
+    colon-separated hex, with a leading zero byte where DER has one)."""
+    issuers = re.findall(r'^\s+issuer:\s+"(.*)"$', list_certs, re.M)
+    serials = [int(s.replace(":", ""), 16) for s in re.findall(r"^\s+serial:\s+(\S+)$", list_certs, re.M)]
+    return list(zip(issuers, serials, strict=True))

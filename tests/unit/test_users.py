@@ -223,6 +223,23 @@ def test_second_sync_with_the_same_roster_is_a_no_op(env: Env) -> None:
     assert [r["serial"] for r in env.index().certs] == serials
 
 
+def test_after_a_ca_rollover_a_sync_renews_every_user_under_the_new_ca_once(env: Env) -> None:
+    from svpn.access.pki.rollover import start_rollover
+
+    env.sync(STAFF)
+    start_rollover(env.pki, load_ca(env.pki, PASS), "Test VPN CA 2", PASS)
+    result = env.sync(STAFF)
+    assert {c.id: (c.action, c.reason) for c in result.changes} == {
+        uid: ("renew", "issued by the previous CA 'Test VPN CA'") for uid, *_rest in STAFF
+    }
+    new_ca = x509.load_pem_x509_certificate((env.pki / "ca" / "ca.crt").read_bytes())
+    for uid, *_rest in STAFF:
+        bundle = env.bundles / uid
+        assert x509.load_pem_x509_certificate((bundle / f"{uid}.crt").read_bytes()).issuer == new_ca.subject
+        assert (bundle / "ca.crt").read_bytes() == (env.pki / "ca" / "ca.crt").read_bytes()
+    assert env.sync(STAFF).summary()["unchanged"] == len(STAFF)  # once: then they are the new CA's
+
+
 # --------------------------------------------------------------------------- the diff applied
 
 

@@ -312,13 +312,15 @@ def diff(
     now: dt.datetime,
     renew_within: dt.timedelta,
     files_present: Callable[[str], bool] = lambda _uid: True,
+    other_issuer: Callable[[str, Mapping[str, Any]], str] = lambda _uid, _record: "",
 ) -> list[Change]:
     """Per user ID, what to do so the PKI matches the roster (roster order, then revocations by ID).
 
     Raises :class:`RosterError` if the roster lists an ID that was revoked (IDs are never reused), or an
     e-mail address (any case) that the valid, unexpired certificate of another ID the roster still lists
     carries: both would have one IKE identity. The address of an ID the roster drops is free, as this
-    sync revokes that ID.
+    sync revokes that ID. *other_issuer(ID, record)* names the CA that issued the ID's certificate if that
+    is not the current CA (after a CA rollover: renewed, so the bundle comes from the new CA), else "".
     """
     problems: list[tuple[int, str]] = []
     changes: list[Change] = []
@@ -355,19 +357,7 @@ def diff(
                 )
             )
             continue
-        not_after = dt.datetime.fromisoformat(str(record["not_after"]).replace("Z", "+00:00"))
-        reason = ""
-        if not_after <= now:
-            reason = f"expired {not_after:%Y-%m-%d}"
-        elif not_after - now <= renew_within:
-            reason = f"expires {not_after:%Y-%m-%d}"
-        elif (record.get("email") or "") != person.email:
-            reason = f"e-mail changed from {record.get('email') or 'none'}"
-        elif USER_CERT_POLICY.dotted_string not in (record.get("policies") or []):
-            # Issued before user certificates carried it: concentrators that require it refuse the user.
-            reason = "certificate lacks the user policy"
-        elif not files_present(person.id):
-            reason = "certificate or key file missing"
+        reason = _renew_reason(person, record, now, renew_within, files_present, other_issuer)
         if reason:
             changes.append(Change(person.id, "renew", reason, person, record))
         elif (record.get("full_name") or "") != person.name or (record.get("department") or "") != (
@@ -383,6 +373,32 @@ def diff(
         if record["status"] == "valid":
             changes.append(Change(uid, "revoke", "no longer in the roster", None, record))
     return changes
+
+
+def _renew_reason(
+    person: Person,
+    record: Mapping[str, Any],
+    now: dt.datetime,
+    renew_within: dt.timedelta,
+    files_present: Callable[[str], bool],
+    other_issuer: Callable[[str, Mapping[str, Any]], str],
+) -> str:
+    """Why the current certificate of a listed person must be renewed ("" if it need not)."""
+    not_after = dt.datetime.fromisoformat(str(record["not_after"]).replace("Z", "+00:00"))
+    if not_after <= now:
+        return f"expired {not_after:%Y-%m-%d}"
+    if not_after - now <= renew_within:
+        return f"expires {not_after:%Y-%m-%d}"
+    if (record.get("email") or "") != person.email:
+        return f"e-mail changed from {record.get('email') or 'none'}"
+    if USER_CERT_POLICY.dotted_string not in (record.get("policies") or []):
+        # Issued before user certificates carried it: concentrators that require it refuse the user.
+        return "certificate lacks the user policy"
+    if not files_present(person.id):
+        return "certificate or key file missing"
+    if issuer := other_issuer(person.id, record):
+        return f"issued by the previous CA {issuer!r}"
+    return ""
 
 
 def _email_holders(

@@ -47,6 +47,7 @@ from svpn.access.pki.ca import CA, load_ca, open_user_keys
 from svpn.access.pki.cert_index import Index, bulk
 from svpn.access.pki.pkidir import PkiDir, locked, require_ca
 from svpn.access.pki.revocation import mark_revoked, write_crl
+from svpn.access.pki.rollover import other_issuer
 from svpn.access.pki.user_keys import has_user_key
 from svpn.access.pki.validation import validate_days, validate_id
 from svpn.access.sync_workers import Outcome, Task, TaskRunner, worker_args
@@ -310,7 +311,7 @@ def _plan(
 
     changes = roster.diff(
         people, current, now=now, renew_within=dt.timedelta(days=opts.renew_within_days),
-        files_present=files_present,
+        files_present=files_present, other_issuer=other_issuer(pki_dir),
     )  # fmt: skip
     result = SyncResult(people.path, changes, dry_run=opts.dry_run, bundles=opts.bundles)
     build: BuildPlan = {}

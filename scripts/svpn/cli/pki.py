@@ -26,6 +26,7 @@ from svpn.access.pki.issuing import issue_server, issue_user
 from svpn.access.pki.pkidir import Kind, PkiDir, locked
 from svpn.access.pki.restore import RestoreResult, read_archive, restore
 from svpn.access.pki.revocation import revoke, write_crl
+from svpn.access.pki.rollover import retire_previous, start_rollover
 from svpn.access.pki.validation import (
     read_passphrase_file,
     validate_dns_name,
@@ -112,9 +113,20 @@ def init_cmd(name: str, key_type: str, days: int, pki_dir: Path | None, passphra
 @click.argument("name")
 @click.option("--san", "sans", multiple=True, required=True, help="DNS name (repeat for several).")
 @click.option("--days", type=click.IntRange(min=1), default=825, show_default=True)
+@click.option(
+    "--renew",
+    is_flag=True,
+    help="Issue a new certificate (same key) even if the current one is still good; the old serial is "
+    "superseded and stays valid until it expires.",
+)
 @with_secret
 def server_cmd(
-    name: str, sans: tuple[str, ...], days: int, pki_dir: Path | None, passphrase_file: Path | None
+    name: str,
+    sans: tuple[str, ...],
+    days: int,
+    renew: bool,
+    pki_dir: Path | None,
+    passphrase_file: Path | None,
 ) -> None:
     """Issue (or keep) the concentrator certificate NAME."""
     pki_path = resolve_dir(pki_dir)
@@ -124,7 +136,7 @@ def server_cmd(
         validate_dns_name(san)
     ca = load_ca(pki_path, read_passphrase(passphrase_file))
     with locked(pki_path):
-        click.echo(str(issue_server(pki_path, ca, name, list(sans), days=days)))
+        click.echo(str(issue_server(pki_path, ca, name, list(sans), days=days, renew=renew)))
     _warn_expiry(pki_path)
 
 
@@ -186,6 +198,43 @@ def crl_cmd(days: int, pki_dir: Path | None, passphrase_file: Path | None) -> No
     with locked(pki_path):
         click.echo(f"written: {write_crl(pki_path, ca, days)}")
     _warn_expiry(pki_path)
+
+
+@pki.command("ca-rollover")
+@click.option("--name", required=True, help='The new CA\'s name (subject CN), e.g. "City VPN CA 2031".')
+@click.option("--key-type", type=click.Choice(KEY_TYPES), default=None, help="Default: the current CA's.")
+@click.option("--days", type=click.IntRange(min=1), default=3650, show_default=True)
+@with_secret
+def ca_rollover_cmd(
+    name: str, key_type: str | None, days: int, pki_dir: Path | None, passphrase_file: Path | None
+) -> None:
+    """Start a CA rollover: a new CA issues from now on; the current one stays trusted as the previous CA
+    (its CRL kept signed, the concentrators' certificates from it kept) until `svpn pki ca-retire`."""
+    pki_path = resolve_dir(pki_dir)
+    passphrase = read_passphrase(passphrase_file)
+    ca = load_ca(pki_path, passphrase)
+    with locked(pki_path):
+        result = start_rollover(pki_path, ca, name, passphrase, key_type=key_type, days=days)
+    click.echo(f"issued: ca {result.name} (serial {result.serial}, {pki_path.ca_cert})")
+    click.echo(
+        f"kept: previous ca {result.previous_name} ({pki_path.previous_ca_cert}, CRL {pki_path.previous_crl})"
+    )
+    for server in result.servers:
+        click.echo(f"kept: server {server} from the previous ca ({pki_path.previous_server_cert(server)})")
+    click.echo("next: ansible-playbook playbooks/rotate-certs.yml, then re-issue the users' bundles")
+    _warn_expiry(pki_path)
+
+
+@pki.command("ca-retire")
+@_dir_option
+def ca_retire_cmd(pki_dir: Path | None) -> None:
+    """End a CA rollover: the previous CA's files go to ca/retired/SERIAL/; concentrators stop trusting it
+    (and its users) on the next playbooks/rotate-certs.yml. No passphrase needed: nothing is signed."""
+    pki_path = resolve_dir(pki_dir)
+    with locked(pki_path):
+        result = retire_previous(pki_path)
+    click.echo(f"retired: ca {result.name} (serial {result.serial}, moved to {result.moved_to})")
+    click.echo("next: ansible-playbook playbooks/rotate-certs.yml")
 
 
 @pki.command("list")

@@ -34,6 +34,8 @@ class CA(NamedTuple):
     cert: x509.Certificate
     key: PrivateKey
     unlock: Unlock | None = None  # from load_ca: the users' KEK; the CA key file's move to the current KDF
+    # During a CA rollover: the previous CA (ca/previous.*), still trusted; it signs its own CRL.
+    previous: CA | None = None
 
     def user_kek(self) -> keystore.Kek:
         """The key that seals the users' keys (derived from the CA passphrase on first use, once)."""
@@ -126,7 +128,27 @@ def load_ca(pki_dir: PkiDir | Path, passphrase: str | None) -> CA:
     if public_der(key.public_key()) != public_der(cert.public_key()):
         raise SvpnError(f"CA key {pki.ca_key} does not match the CA certificate {pki.ca_cert}")
     old = None if ca_key_is_current(pem) else pem  # re-encrypted on the first write (Unlock.before_write)
-    return CA(cert, key, Unlock(pki, secret, ca_key=key, old_ca_pem=old))
+    previous = _load_previous(pki, secret) if pki.previous_ca_key.exists() else None
+    return CA(cert, key, Unlock(pki, secret, ca_key=key, old_ca_pem=old), previous)
+
+
+def _load_previous(pki: PkiDir, secret: bytes) -> CA:
+    """The previous CA of a rollover (ca/previous.crt and .key, under the same passphrase)."""
+    cert = load_cert(pki.previous_ca_cert)
+    if cert is None:
+        raise SvpnError(f"previous CA certificate {pki.previous_ca_cert} is missing or not a PEM certificate")
+    try:
+        key = serialization.load_pem_private_key(pki.previous_ca_key.read_bytes(), password=secret)
+    except (OSError, ValueError, TypeError):
+        raise SvpnError(
+            f"previous CA key {pki.previous_ca_key} does not open with the CA passphrase: "
+            "`svpn pki ca-rollover` kept it under the same passphrase; restore it from the backup"
+        ) from None
+    if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) or public_der(
+        key.public_key()
+    ) != public_der(cert.public_key()):
+        raise SvpnError(f"previous CA key {pki.previous_ca_key} does not match {pki.previous_ca_cert}")
+    return CA(cert, key)
 
 
 def ca_key_is_current(pem: bytes) -> bool:

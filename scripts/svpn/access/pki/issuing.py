@@ -69,11 +69,14 @@ def issue_server(
     days: int = 825,
     *,
     index: Index | None = None,
+    renew: bool = False,
 ) -> IssueResult:
     """Concentrator certificate: CN=NAME, the DNS SANs given, EKU serverAuth + IKE intermediate.
 
     Unchanged if a valid certificate with the same SANs exists; otherwise (re-)issued, reusing the
-    existing key. With *index* (see :func:`svpn.access.pki.cert_index.bulk`) the index is not saved here.
+    existing key. *renew* issues a new one (new serial and validity, same key) even then: the one it
+    replaces is marked superseded and stays valid until it expires (same key: revoking it alone would
+    protect nothing). With *index* (see :func:`svpn.access.pki.cert_index.bulk`) the index is not saved here.
     """
     validate_id(name, "NAME")
     if not sans:
@@ -82,7 +85,7 @@ def issue_server(
     validate_days(days)
     idx = Index.load(pki_dir) if index is None else index
     request = _Request("server", name, dns, [], [ExtendedKeyUsageOID.SERVER_AUTH, IKE_INTERMEDIATE], days)
-    return _issue(as_dir(pki_dir), ca, request, idx, {"sans": dns}, save=index is None)
+    return _issue(as_dir(pki_dir), ca, request, idx, {"sans": dns}, save=index is None, force=renew)
 
 
 def issue_user(
@@ -148,6 +151,7 @@ def _issue(
     *,
     save: bool,
     durable: bool = True,
+    force: bool = False,
 ) -> IssueResult:
     kind, name = request.kind, request.name
     record = index.current(kind, name)
@@ -161,7 +165,7 @@ def _issue(
         ca.unlock.before_write()  # once per CA load: an older CA key file, users' keys left in clear
     # The key is read (a user's opened) once: to judge the current certificate, then to sign a new one.
     key, in_clear = user_key(pki, ca.user_kek, name) if kind == "user" else (existing_key(key_path), False)
-    if still_good(pki, ca, record, kind, name, key, request.dns, request.emails):
+    if not force and still_good(pki, ca, record, kind, name, key, request.dns, request.emails):
         assert record is not None
         return IssueResult(kind, name, record["serial"], "unchanged", cert_path, key_path)
 

@@ -13,6 +13,16 @@ Layout under the PKI directory (default ``pki/`` at the repository root; directo
     index.json          the issuance record (:mod:`svpn.access.pki.cert_index`)
     crl.pem             the CRL (PEM), signed by the CA
 
+During a CA rollover (:mod:`svpn.access.pki.rollover`) the CA above is the new one, and the one it replaces
+stays trusted beside it until it is retired::
+
+    ca/previous.crt     the previous CA's certificate
+    ca/previous.key     its key (same passphrase): it keeps signing its own CRL
+    crl-previous.pem    the previous CA's CRL (the same revoked serials as crl.pem)
+    servers/previous/NAME.crt  each concentrator's certificate from the previous CA (same key as NAME.key),
+                        served to clients that trust only the previous CA
+    ca/retired/SERIAL/  a retired CA: its certificate, key and last CRL, kept for the record
+
 The formats of ``ca.key``, ``kek.json`` and ``ID.key.enc`` are described in :mod:`svpn.access.pki.keystore`.
 Every file is written atomically (:func:`svpn.core.files.atomic_write`).
 """
@@ -56,6 +66,26 @@ class PkiDir:
     @property
     def crl(self) -> Path:
         return self.path / "crl.pem"
+
+    @property
+    def previous_ca_cert(self) -> Path:
+        return self.path / "ca" / "previous.crt"
+
+    @property
+    def previous_ca_key(self) -> Path:
+        return self.path / "ca" / "previous.key"
+
+    @property
+    def previous_crl(self) -> Path:
+        return self.path / "crl-previous.pem"
+
+    def previous_server_cert(self, name: str) -> Path:
+        """A concentrator's certificate from the previous CA (during a rollover)."""
+        return self.path / "servers" / "previous" / f"{name}.crt"
+
+    def retired_dir(self, serial: str) -> Path:
+        """Where a retired CA's files are kept."""
+        return self.path / "ca" / "retired" / serial
 
     def cert_path(self, kind: Kind, name: str) -> Path:
         if kind == "ca":

@@ -48,7 +48,10 @@ def build_crl(ca: CA, index: Index, days: int = 7) -> x509.CertificateRevocation
 
 
 def write_crl(pki_dir: PkiDir | Path, ca: CA, days: int = 7, *, index: Index | None = None) -> Path:
-    """(Re)write ``crl.pem`` with the next CRL number; saves the index (the number is consumed)."""
+    """(Re)write ``crl.pem`` with the next CRL number; saves the index (the number is consumed). During a
+    CA rollover the previous CA's CRL (``crl-previous.pem``) is re-signed too, with the same entries: every
+    revoked serial goes in both (serials are random 159-bit numbers: an entry the other CA never issued
+    matches nothing), so a user revoked after a re-issue is refused with either certificate."""
     validate_days(days)
     pki = as_dir(pki_dir)
     if ca.unlock is not None:
@@ -60,6 +63,9 @@ def write_crl(pki_dir: PkiDir | Path, ca: CA, days: int = 7, *, index: Index | N
     pki.ensure_dirs()
     idx.save(pki)
     atomic_write(pki.crl, crl.public_bytes(serialization.Encoding.PEM), 0o644)
+    if ca.previous is not None:
+        previous = build_crl(ca.previous, idx, days)
+        atomic_write(pki.previous_crl, previous.public_bytes(serialization.Encoding.PEM), 0o644)
     return pki.crl
 
 
