@@ -119,6 +119,39 @@ def test_drain_moves_every_user_off_the_node_within_a_minute():
     assert victim in state["table"]
 
 
+def test_a_change_that_needs_a_restart_drains_the_node_first_and_drops_nobody():
+    """site.yml with a start-time setting changed (charon's threads) on a node carrying users: the handler
+    drains it (its users move), restarts charon and gives it its buckets back; the others keep their SAs."""
+    nodes = [*OLD_NODES, NEW_NODE]
+    placement = _wait_all_up(EARLY + LATE, nodes, timeout=60)
+    victim = max(nodes, key=lambda n: list(placement.values()).count(n))
+    moved = [c for c, n in placement.items() if n == victim]
+    stayed = {c: _client_sa(c) for c, n in placement.items() if n != victim}
+    assert moved, placement
+    pid = _host(victim).check_output("systemctl show -p MainPID --value strongswan")
+    pinger = _host(moved[0])
+    pinger.check_output(
+        f"rm -f /tmp/restart-ping.log; (ping -D -n -i 0.2 -w 300 {APP} > /tmp/restart-ping.log 2>&1 &)"
+    )
+    elapsed, output = _playbook("site.yml", "--limit", victim, "-e", "concentrator_threads=17")
+    after = _wait_all_up(EARLY + LATE, nodes, timeout=90)
+    pinger.run("pkill -x ping")
+    _record("restart_handler_seconds", round(elapsed, 1))
+    assert "TASK [concentrator : Drain the node first, so its users move instead of dropping]" in output
+    assert "threads = 17" in _host(victim).check_output("cat /etc/strongswan.conf")
+    assert _host(victim).check_output("systemctl show -p MainPID --value strongswan") != pid
+    # the users of the other nodes were not touched; the moved ones are up again, reaching the app
+    assert {c: _client_sa(c) for c in stayed} == stayed
+    assert set(after) == set(placement)
+    # and the node took new users again: it is back in the LB's table
+    state = json.loads(_host("scale-lb1").check_output("cat /run/svpn-lb/state.json"))
+    assert {n["name"]: n["admin"] for n in state["nodes"]}[victim] == "active"
+    assert victim in state["table"]
+    gap, replies, _ = longest_gap(pinger.check_output("cat /tmp/restart-ping.log"))
+    _record("restart_handler_max_data_gap_seconds", round(gap, 2))
+    assert replies > 10 and gap < 60.0
+
+
 def _docker(*argv: str) -> str:
     done = subprocess.run(["docker", *argv], capture_output=True, text=True)
     assert done.returncode == 0, f"docker {' '.join(argv)}: {done.stderr}"
