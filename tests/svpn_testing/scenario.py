@@ -102,3 +102,29 @@ def listed_certs(list_certs: str) -> list[tuple[str, int]]:
     issuers = re.findall(r'^\s+issuer:\s+"(.*)"$', list_certs, re.M)
     serials = [int(s.replace(":", ""), 16) for s in re.findall(r"^\s+serial:\s+(\S+)$", list_certs, re.M)]
     return list(zip(issuers, serials, strict=True))
+
+
+def run_loadtest(project: Path, lab_view: Path, report: Path, *args: str, timeout: float = 600) -> dict:
+    """`svpn loadtest --inventory LAB_VIEW --json REPORT ARGS...` as an operator runs it; its report, with
+    the command's exit code added as ``exit_code``."""
+    import subprocess
+    import sys
+
+    report.unlink(missing_ok=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "svpn",
+        "loadtest",
+        "--inventory",
+        str(lab_view),
+        "--json",
+        str(report),
+        *args,
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=project)
+    print(done.stdout[-3000:], done.stderr[-3000:])
+    assert report.exists(), done.stderr[-3000:]
+    data = json.loads(report.read_text())
+    data["exit_code"] = done.returncode
+    return data

@@ -46,6 +46,15 @@ def make_older_pki(pki_dir: Path, passphrase: str, old_passphrase: str = OLD_PAS
     )
 
 
+def one_line_error(err: str) -> str:
+    """The one line a refused `svpn` command prints on stderr (no traceback)."""
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("svpn: error: ")
+    return lines[0]
+
+
 def clear_keys_under(root: Path) -> list[Path]:
     """Files under *root* that hold a private key in clear PEM: PKCS#8, or SEC 1 / PKCS#1 without the
     ``Proc-Type: 4,ENCRYPTED`` header of an encrypted traditional PEM."""

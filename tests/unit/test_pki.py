@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import OLD_PASSPHRASE, clear_keys_under, make_older_pki
+from conftest import OLD_PASSPHRASE, clear_keys_under, make_older_pki, one_line_error
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -65,14 +65,6 @@ def index(d: Path) -> dict:
 
 def ext(c: x509.Certificate, cls: type) -> x509.Extension:
     return c.extensions.get_extension_for_class(cls)
-
-
-def one_line_error(err: str) -> str:
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("svpn: error: ")
-    return lines[0]
 
 
 # --------------------------------------------------------------------------- init

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from conftest import one_line_error
 from svpn_testing.pki import PASS, make_ca
 
 from svpn.access.pki import backup_format, keystore, restore
@@ -77,14 +78,6 @@ def archive(pki: Path, tmp_path: Path) -> Path:
 def run(monkeypatch: pytest.MonkeyPatch, cli: Run) -> Run:
     monkeypatch.setenv("SVPN_CA_PASSPHRASE", PASS)
     return cli
-
-
-def one_line_error(err: str) -> str:
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("svpn: error: ")
-    return lines[0]
 
 
 def sealed(members: list[Member], meta: dict | None = None) -> bytes:

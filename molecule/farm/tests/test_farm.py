@@ -15,11 +15,10 @@ import json
 import os
 import re
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-from svpn_testing.scenario import ScenarioHosts
+from svpn_testing.scenario import ScenarioHosts, run_loadtest
 
 from svpn.core.ping import longest_gap
 from svpn.farm.buckets import bucket_owners
@@ -154,17 +153,10 @@ def _upgrade_under_load() -> dict:
             "-e", f"upgrade_canary={CANARY}", "-e", f"upgrade_canary_target={APP}",
         ]
     )  # fmt: skip
-    cmd = [
-        sys.executable, "-m", "svpn", "loadtest", "--inventory", str(LAB_VIEW), "--users", str(LOAD_USERS),
-        "--duration", "1200", "--during", upgrade, "--json", str(UPGRADE_REPORT),
-    ]  # fmt: skip
-    UPGRADE_REPORT.unlink(missing_ok=True)
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=1500, cwd=PROJECT)
-    print(done.stdout[-3000:], done.stderr[-3000:])
-    assert UPGRADE_REPORT.exists(), done.stderr[-3000:]
-    report = json.loads(UPGRADE_REPORT.read_text())
-    report["exit_code"] = done.returncode
-    return report
+    return run_loadtest(
+        PROJECT, LAB_VIEW, UPGRADE_REPORT,
+        "--users", str(LOAD_USERS), "--duration", "1200", "--during", upgrade, timeout=1500,
+    )  # fmt: skip
 
 
 def test_rolling_upgrade_under_load_moves_every_user_and_loses_none():

@@ -6,14 +6,13 @@ addresses, the LB's jhash and bucket table), so the ±10 % bound is not luck: sv
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import testinfra
+from svpn_testing.scenario import run_loadtest
 
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 PROJECT = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"])
@@ -32,16 +31,7 @@ def _host(name: str):
 
 @pytest.fixture(scope="module")
 def report() -> dict:
-    cmd = [
-        sys.executable, "-m", "svpn", "loadtest", "--inventory", str(LAB_VIEW), "--users", str(USERS),
-        "--duration", "240", "--json", str(REPORT),
-    ]  # fmt: skip
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=PROJECT)
-    print(done.stdout[-3000:], done.stderr[-3000:])
-    assert REPORT.exists(), done.stderr[-2000:]
-    data = json.loads(REPORT.read_text())
-    data["exit_code"] = done.returncode
-    return data
+    return run_loadtest(PROJECT, LAB_VIEW, REPORT, "--users", str(USERS), "--duration", "240")
 
 
 def test_every_user_is_up_with_a_child_sa_and_a_virtual_ip(report):
