@@ -165,6 +165,7 @@ def test_rolling_upgrade_under_load_moves_every_user_and_loses_none():
     connected at the end (moved, not lost); the longest silence a lab client's pings saw is reported."""
     _wait_all_up(CLIENTS, timeout=60)
     pids_before, vip_before = _charon_pids(), _vip_holder()
+    since = int(time.time())
     pingers = [c for c in CLIENTS if c != CANARY]
     for client in pingers:
         _host(client).check_output(
@@ -201,6 +202,14 @@ def test_rolling_upgrade_under_load_moves_every_user_and_loses_none():
     vip_after = _vip_holder()
     assert vip_after != vip_before, (vip_before, vip_after)
     _record("upgrade_vip_moved", f"{vip_before} -> {vip_after}")
+    # how often each LB took the VIPs during the run (keepalived's own log): the claim is once, in all
+    masters = {
+        lb: _host(lb)
+        .check_output(f"journalctl -u keepalived --since @{since} --no-pager")
+        .count("Entering MASTER")
+        for lb in LBS
+    }
+    _record("upgrade_vip_takeovers", masters)
     gaps = {}
     for client, log in logs.items():
         gap, replies, span = longest_gap(log)
