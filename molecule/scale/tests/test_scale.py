@@ -133,7 +133,7 @@ def test_a_change_that_needs_a_restart_drains_the_node_first_and_drops_nobody():
     pinger.check_output(
         f"rm -f /tmp/restart-ping.log; (ping -D -n -i 0.2 -w 300 {APP} > /tmp/restart-ping.log 2>&1 &)"
     )
-    elapsed, output = _playbook("site.yml", "--limit", victim, "-e", "concentrator_threads=17")
+    elapsed, output = _playbook("site.yml", "--limit", victim, "-e", '{"concentrator_threads": 17}')
     after = _wait_all_up(EARLY + LATE, nodes, timeout=90)
     pinger.run("pkill -x ping")
     _record("restart_handler_seconds", round(elapsed, 1))
