@@ -105,8 +105,9 @@ class _Bar:
     default=None,
     metavar="COMMAND",
     help="With every user up, run this shell command (e.g. a rolling upgrade) and count the users through "
-    "it; a node whose charon restarts gets the run's connection again. Its output goes to the run's "
-    "during.log. The users then have --during-settle seconds to be back.",
+    "it; a node whose charon restarts gets the run's connection again. Its output goes to "
+    ".lab/loadtest/during-RUN.log (the report names it). The users then have --during-settle seconds "
+    "to be back.",
 )
 @click.option(
     "--during-settle",

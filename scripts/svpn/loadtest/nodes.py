@@ -82,6 +82,13 @@ def node_counts(container: str, pool_names: list[str]) -> int:
     return sum(int(vici_text(pools[name]["online"])) for name in pool_names if name in pools)
 
 
+def _complete(sa: dict[str, Any]) -> bool:
+    """A user that is up: IKE SA established, a CHILD SA installed, a virtual IP."""
+    children = sa.get("child-sas", {}) or {}
+    installed = any(vici_text(c.get("state")) == "INSTALLED" for c in children.values())
+    return vici_text(sa.get("state")) == "ESTABLISHED" and installed and bool(sa.get("remote-vips"))
+
+
 def loadtest_sas(container: str, block: bool = True) -> tuple[int, int]:
     """(load-test IKE SAs with an installed CHILD SA and a virtual IP, other load-test IKE SAs).
 
@@ -93,9 +100,7 @@ def loadtest_sas(container: str, block: bool = True) -> tuple[int, int]:
         with vici_session(container, timeout=60) as session:
             for entry in session.list_sas(query):
                 for sa in entry.values():
-                    children = sa.get("child-sas", {}) or {}
-                    installed = any(vici_text(c.get("state")) == "INSTALLED" for c in children.values())
-                    if vici_text(sa.get("state")) == "ESTABLISHED" and installed and sa.get("remote-vips"):
+                    if _complete(sa):
                         good += 1
                     else:
                         other += 1
@@ -113,9 +118,7 @@ def loadtest_users(container: str) -> set[str]:
         with vici_session(container, timeout=30) as session:
             for entry in session.list_sas({"ike": CONN_NAME, "noblock": "yes"}):
                 for sa in entry.values():
-                    children = sa.get("child-sas", {}) or {}
-                    installed = any(vici_text(c.get("state")) == "INSTALLED" for c in children.values())
-                    if vici_text(sa.get("state")) == "ESTABLISHED" and installed and sa.get("remote-vips"):
+                    if _complete(sa):
                         users.add(vici_text(sa.get("remote-id")))
     except (SvpnError, OSError, SessionException):
         pass
