@@ -26,7 +26,8 @@ MAY_IMPORT: dict[str, set[str]] = {
     "access": {"farm", "core"},
     "lab": {"access", "farm", "core"},
     "loadtest": {"lab", "access", "farm", "core"},
-    "cli": {"loadtest", "lab", "access", "inventory", "planning", "farm", "core"},
+    "helpdesk": {"access", "farm", "core"},
+    "cli": {"helpdesk", "loadtest", "lab", "access", "inventory", "planning", "farm", "core"},
 }
 TOP_LEVEL = {"svpn", "svpn.__main__"}  # the package's face (version) and `python -m svpn`
 MAX_MODULE_LINES = 600

@@ -35,6 +35,8 @@ LAB_PACKAGES: tuple[str, ...] = (
     "libstrongswan-standard-plugins",
     "libstrongswan-extra-plugins",
     "strongswan-pki",
+    # the concentrators rotate charon's attempt log (concentrator_attempt_log_days)
+    "logrotate",
     # how real hosts are managed: the ssh scenario reaches its hosts over SSH as an unprivileged admin
     "openssh-server",
     "sudo",
