@@ -25,6 +25,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from svpn_testing.dial import Farm, dial_with
 from svpn_testing.scenario import ScenarioHosts
 
 from svpn.access.pki.ca import load_ca
@@ -112,52 +113,11 @@ def _farm_proposals() -> tuple[str, str]:
 
 
 def _dial_with(client_name: str, cert_pem: bytes, key_pem: bytes, identity: str, secret: str = "") -> str:
-    """Add a second connection `probe` on a lab client that presents *cert_pem* as *identity*, dial the
-    farm once with the farm's own proposals, and return what swanctl said. The probe is removed after."""
-    client = _host(client_name)
+    """Dial the farm once from *client_name* presenting *cert_pem* as *identity*, with the farm's own
+    proposals (svpn_testing.dial); what swanctl said."""
     ike, esp = _farm_proposals()
-    files = {"x509/probe.crt": cert_pem, "private/probe.key": key_pem}
-    conf = f"""connections {{
-    probe {{
-        version = 2
-        remote_addrs = {VIP}
-        vips = 0.0.0.0
-        proposals = {ike}
-        encap = yes
-        local {{
-            auth = pubkey
-            certs = probe.crt
-            id = "{identity}"
-        }}
-        remote {{
-            auth = pubkey
-            id = {VPN_NAME}
-        }}
-        children {{
-            probe {{
-                remote_ts = 198.18.12.0/24
-                esp_proposals = {esp}
-            }}
-        }}
-    }}
-}}
-"""
-    if secret:
-        conf += "secrets {\n    private-probe {\n        file = probe.key\n"
-        conf += f'        secret = "{secret}"\n    }}\n}}\n'
-    files["conf.d/zz-probe.conf"] = conf.encode()
-    for rel, data in files.items():
-        subprocess.run(
-            ["docker", "exec", "-i", client_name, "sh", "-c", f"umask 077; cat > /etc/swanctl/{rel}"],
-            input=data, check=True,
-        )  # fmt: skip
-    try:
-        client.check_output("swanctl --load-all --noprompt")
-        return client.run("swanctl --initiate --child probe --timeout 15").stdout
-    finally:
-        client.run("swanctl --terminate --ike probe --force --timeout 5")
-        client.run("rm -f " + " ".join(f"/etc/swanctl/{rel}" for rel in files))
-        client.run("swanctl --load-all --noprompt")
+    farm = Farm(vip=VIP, vpn_name=VPN_NAME, remote_ts="198.18.12.0/24", ike_proposals=ike, esp_proposals=esp)
+    return dial_with(client_name, farm, cert_pem, key_pem, identity, secret)
 
 
 def _bundle_password(user: str) -> str:
