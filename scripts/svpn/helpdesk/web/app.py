@@ -88,7 +88,6 @@ def _context() -> dict[str, Any]:
     return {
         "agent": login.current_agent(),
         "remote_mode": state().settings.remote,
-        "csrf_token": csrf_token,
         "q": args.get("q", "")[: views.MAX_QUERY],
         "address": args.get("address", "")[:64],
     }
@@ -111,6 +110,7 @@ def create_app(backend: Backend, settings: Settings) -> flask.Flask:
     app.after_request(_headers)
     app.context_processor(_context)
     app.jinja_env.filters.update(views.FILTERS)
+    app.jinja_env.globals["csrf_token"] = csrf_token  # a global: the macros imported by templates see it
     _register_errors(app)
     app.register_blueprint(views.blueprint)
     app.register_blueprint(login.blueprint)

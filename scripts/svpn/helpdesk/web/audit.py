@@ -65,8 +65,8 @@ class AuditLog:
 
     def check(self) -> None:
         """Fail now, with a clear message, if the audit log cannot be written (before the server starts)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             os.close(os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600))
         except OSError as err:
             raise SvpnError(f"audit log {str(self.path)!r} cannot be written: {err.strerror}") from None
