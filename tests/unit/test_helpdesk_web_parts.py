@@ -208,3 +208,44 @@ def test_agent_add_prompts_for_the_password_twice(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert PASSWORD not in result.output
     assert agents.verify(agents.load(path), "joon", PASSWORD)
+
+
+def test_serve_builds_the_backend_from_its_options_and_serves_with_waitress(
+    cli: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+    import types
+
+    import flask
+    import waitress
+    from svpn_testing.helpdesk_fake import FakeHelpdesk
+
+    built: dict[str, object] = {}
+    served: dict[str, object] = {}
+
+    class Helpdesk(FakeHelpdesk):
+        @classmethod
+        def from_options(cls, **options: object) -> Helpdesk:
+            built.update(options)
+            return cls()
+
+    service = types.ModuleType("svpn.helpdesk.service")
+    service.Helpdesk = Helpdesk  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "svpn.helpdesk.service", service)
+    monkeypatch.setattr(waitress, "serve", lambda app, **kw: served.update(app=app, **kw))
+    agents.add(tmp_path / "agents.json", "mina", PASSWORD)
+    (tmp_path / "inv").mkdir()
+    code, _out, err = cli(
+        "helpdesk", "serve", "--inventory", tmp_path / "inv", "--agents", tmp_path / "agents.json",
+        "--audit-log", tmp_path / "logs" / "audit.jsonl", "--bind", "0.0.0.0", "--port", "18088",
+    )  # fmt: skip
+    assert code == 0, err
+    assert built["inventory"] == tmp_path / "inv" and built["pki_dir"] is None
+    assert set(built) == {"inventory", "pki_dir", "bundles_dir", "passwords", "vault"}
+    assert (served["host"], served["port"]) == ("0.0.0.0", 18088)
+    app = served["app"]
+    assert isinstance(app, flask.Flask)
+    settings = app.extensions["svpn_helpdesk"].settings
+    assert settings.remote and settings.audit_log == tmp_path / "logs" / "audit.jsonl"
+    assert (tmp_path / "logs" / "audit.jsonl").exists()  # checked writable before serving
+    assert "http://0.0.0.0:18088/" in err

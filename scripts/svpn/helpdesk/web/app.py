@@ -24,7 +24,15 @@ from svpn.helpdesk.answers import Backend
 from svpn.helpdesk.web import login, views
 from svpn.helpdesk.web.agents import LoginThrottle
 from svpn.helpdesk.web.audit import AuditLog
-from svpn.helpdesk.web.state import EXTENSION, Helpdesk, Settings, csrf_token, is_loopback, remote_addr, state
+from svpn.helpdesk.web.state import (
+    EXTENSION,
+    PageState,
+    Settings,
+    csrf_token,
+    is_loopback,
+    remote_addr,
+    state,
+)
 
 CSRF_REFUSED = "The form was not sent by this page or has expired: reload the page and try again."
 SECURITY_HEADERS = {
@@ -105,7 +113,7 @@ def create_app(backend: Backend, settings: Settings) -> flask.Flask:
         MAX_CONTENT_LENGTH=64 * 1024,
         TEMPLATES_AUTO_RELOAD=False,
     )
-    app.extensions[EXTENSION] = Helpdesk(backend, settings, AuditLog(settings.audit_log), LoginThrottle())
+    app.extensions[EXTENSION] = PageState(backend, settings, AuditLog(settings.audit_log), LoginThrottle())
     app.before_request(_check_request)
     app.after_request(_headers)
     app.context_processor(_context)

@@ -43,7 +43,7 @@ class Settings:
 
 
 @dataclass
-class Helpdesk:
+class PageState:
     """What the views share."""
 
     backend: Backend
@@ -52,7 +52,7 @@ class Helpdesk:
     throttle: LoginThrottle
 
 
-def state() -> Helpdesk:
+def state() -> PageState:
     return flask.current_app.extensions[EXTENSION]
 
 
