@@ -29,7 +29,8 @@ if [ "${1:-}" = vm ]; then
   exit 0
 fi
 
-apt_install -- docker.io mmdebstrap iptables strongswan-pki
+# chromium and chromium-driver: the helpdesk page's tests drive a real headless browser (tests/svpn_testing/browser.py)
+apt_install -- docker.io mmdebstrap iptables strongswan-pki chromium chromium-driver
 
 if [ ! -x .venv/bin/python ]; then
   echo "bootstrap: creating .venv"

@@ -36,6 +36,10 @@ def _register() -> None:
     from svpn.cli import loadtest as cli_loadtest
 
     cli.add_command(cli_loadtest.loadtest)
+    # the helpdesk's web page and its agents (helpdesk serve, helpdesk agent ...) register here
+    from svpn.cli import helpdesk_web as cli_helpdesk_web
+
+    cli.add_command(cli_helpdesk_web.helpdesk)
 
 
 def main(argv: list[str] | None = None) -> int:
