@@ -36,6 +36,11 @@ def _register() -> None:
     from svpn.cli import loadtest as cli_loadtest
 
     cli.add_command(cli_loadtest.loadtest)
+    # helpdesk (whereis, explain) registers here
+    from svpn.cli import helpdesk as cli_helpdesk
+
+    cli.add_command(cli_helpdesk.whereis)
+    cli.add_command(cli_helpdesk.explain)
     # the helpdesk's web page and its agents (helpdesk serve, helpdesk agent ...) register here
     from svpn.cli import helpdesk_web as cli_helpdesk_web
 

@@ -276,3 +276,22 @@ def finding(attempt: Attempt, draining: bool = False) -> Finding:
 def never_seen() -> Finding:
     what, tell = CAUSES["never_seen"]
     return Finding(cause="never_seen", what=what, tell=tell)
+
+
+# The caller's checklist after the cause's own step: what any remote worker can check on their own device.
+CHECKLIST: tuple[Words, ...] = (
+    W(
+        "인터넷이 되는지 확인해 주세요 (아무 웹사이트나 열어 보기).",
+        "Check that the internet works (open any website).",
+    ),
+    W(
+        "VPN은 시청에서 받은 본인의 설치 파일로만 설치해 주세요.",
+        "Install the VPN only with your own file from city hall.",
+    ),
+    W("기기의 날짜와 시간을 '자동'으로 설정해 주세요.", "Set the device's date and time to automatic."),
+    W(
+        "다른 네트워크(휴대폰 핫스팟 등)에서 연결해 보세요.",
+        "Try another network, e.g. your phone's hotspot.",
+    ),
+    W("기기를 다시 시작한 뒤 VPN을 켜 주세요.", "Restart the device, then switch the VPN on."),
+)
