@@ -146,7 +146,9 @@ class Helpdesk:
             draining = reply.state == "drained"
             for attempt in attempts_of(node, reply.log_lines):
                 claimed = attempt.identity
-                if not claimed or identity_key(claimed) in keys:  # not another user behind the same NAT
+                # an address alone: every attempt from it; a user: theirs and those that sent no identity,
+                # not another user's behind the same NAT
+                if not keys or not claimed or identity_key(claimed) in keys:
                     attempts.append((attempt, draining))
         attempts.sort(key=lambda pair: pair[0].started, reverse=True)
         findings = [causes.finding(a, draining) for a, draining in attempts[:MAX_FINDINGS]]
