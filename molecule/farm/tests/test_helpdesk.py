@@ -220,3 +220,88 @@ def test_explain_a_revoked_users_device_that_keeps_dialling():
     assert first["cause"] == "revoked", first
     assert any("certificate was revoked on" in line for line in first["evidence"])
     assert answer["user"]["status"] == "revoked"
+
+
+# --------------------------------------------------------------------------- the web page, in a real browser
+
+AGENT, AGENT_PASSWORD = "agent-kim", "correct horse battery staple"
+
+
+def _serve(bind: str, port: int, agents: Path, audit: Path) -> subprocess.Popen[str]:
+    server = subprocess.Popen(
+        [sys.executable, "-m", "svpn", "helpdesk", "serve", "--inventory", str(INVENTORY), "--pki", str(PKI),
+         "--bundles", str(BUNDLES), "--agents", str(agents), "--audit-log", str(audit), "--bind", bind,
+         "--port", str(port)],
+        env=ENV, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert server.poll() is None, server.stderr.read() if server.stderr else "serve exited"
+        probe = subprocess.run(["curl", "-s", "-o", "/dev/null", f"http://{bind}:{port}/"], check=False)
+        if probe.returncode == 0:
+            return server
+        time.sleep(0.3)
+    server.kill()
+    raise AssertionError(f"svpn helpdesk serve on {bind}:{port} did not answer within 30 s")
+
+
+def test_the_web_page_finds_erin_asks_for_a_login_off_localhost_and_audits_ending_her_sessions(
+    tmp_path: Path,
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+    from svpn_testing.browser import headless_chromium
+
+    secret = tmp_path / "agent-password"
+    secret.write_text(AGENT_PASSWORD + "\n")
+    agents, audit = tmp_path / "agents.json", tmp_path / "audit.jsonl"
+    svpn("helpdesk", "agent", "add", AGENT, "--agents", str(agents), "--password-file", str(secret))
+    vip, sa_before = _wait_tunnel(ERIN_CLIENT)
+    holder = LAB.node_of_vips(NODES)[vip]
+    servers = [_serve("127.0.0.1", 18088, agents, audit), _serve(HOST_ON_PUBLIC, 18089, agents, audit)]
+    try:
+        with headless_chromium(timeout=90) as browser:
+            wait = WebDriverWait(browser, 60)
+
+            def shown(css: str) -> str:
+                return wait.until(lambda d: d.find_element(By.CSS_SELECTOR, css)).text
+
+            # on localhost: searching needs no login; a partial Korean name finds erin where she is
+            browser.get("http://127.0.0.1:18088/")
+            browser.find_element(By.ID, "q").send_keys("지우")
+            browser.find_element(By.ID, "search-button").click()
+            assert shown("#user .name") == "김지우"
+            rows = browser.find_elements(By.CSS_SELECTOR, "#sessions tr.session")
+            cells = [(r.find_element(By.CSS_SELECTOR, ".node").text,
+                      r.find_element(By.CSS_SELECTOR, ".virtual-ip").text) for r in rows]  # fmt: skip
+            assert cells == [(holder, vip)], cells
+            assert browser.find_elements(By.CSS_SELECTOR, "#checklist li.step .ko")
+            assert browser.find_elements(By.ID, "actions-need-login")  # no action without an agent
+
+            # off localhost: the page asks for a login first, then the agent ends erin's sessions
+            browser.get(f"http://{HOST_ON_PUBLIC}:18089/?q=erin")
+            shown("#login")
+            assert not browser.find_elements(By.ID, "search")
+            browser.find_element(By.ID, "name").send_keys(AGENT)
+            browser.find_element(By.ID, "password").send_keys(AGENT_PASSWORD)
+            browser.find_element(By.ID, "login-button").click()
+            assert shown("#agent-name") == AGENT
+            assert shown("#user .id") == ERIN
+            started = time.monotonic()
+            browser.find_element(By.ID, "end-sessions-button").click()
+            shown("#result")
+            assert browser.find_element(By.ID, "result").get_attribute("data-ok") == "yes"
+            LAB.record("helpdesk_end_sessions_seconds", round(time.monotonic() - started, 1))
+    finally:
+        for server in servers:
+            server.terminate()
+            server.wait(timeout=20)
+    lines = [json.loads(line) for line in audit.read_text(encoding="utf-8").splitlines()]
+    ended = [e for e in lines if e["action"] == "end-sessions"]
+    assert [(e["agent"], e["user_id"], e["result"], e["remote"]) for e in ended] == [
+        (AGENT, ERIN, "ok", HOST_ON_PUBLIC)
+    ], lines
+    assert "1 session(s) ended" in ended[0]["message"], ended
+    # the stuck device reconnects cleanly by itself: a new IKE SA, through the tunnel to the app
+    _, sa_after = _wait_tunnel(ERIN_CLIENT, timeout=60, other_than=sa_before)
+    assert sa_after != sa_before
