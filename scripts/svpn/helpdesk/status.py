@@ -56,14 +56,9 @@ def farm_status(
             admin.setdefault(seen.node, {})[lb.name] = seen.admin
     nodes = [node_status(name, result, admin.get(name, {})) for name, result in concentrators.items()]
     pair = lb_pair(lbs, tables)
-    sent_to: dict[str, list[str]] = {}
-    for lb in lbs:
-        for seen in lb.view:
-            if seen.up and seen.admin != DRAIN:
-                sent_to.setdefault(seen.node, []).append(lb.name)
     problems = [
-        *_node_problems(nodes, sent_to),
-        *_lb_problems(lbs, pair),
+        *_node_problems(nodes, lbs),
+        *_lb_problems(lbs, pair, nodes),
         *_pki_problems(pki, pki_why, nodes),
     ]
     if not concentrators:
@@ -74,14 +69,22 @@ def farm_status(
     )
 
 
-def _node_problems(nodes: Sequence[NodeStatus], sent_to: Mapping[str, list[str]]) -> list[str]:
-    """*sent_to*: the LBs that count each node up and active (they send it new users)."""
+def _lb_views(node: str, lbs: Sequence[LbStatus]) -> str:
+    """What the LBs make of a node that is down: they still send it users, or they moved them away."""
+    sending = [
+        lb.name for lb in lbs for seen in lb.view if seen.node == node and seen.up and seen.admin != DRAIN
+    ]
+    if sending:
+        return f"; {', '.join(sending)} still count it up and send it new users (IKE answers)"
+    away = [lb.name for lb in lbs for seen in lb.view if seen.node == node and not seen.up]
+    return f"; {', '.join(away)} see it down too and send its users to the others" if away else ""
+
+
+def _node_problems(nodes: Sequence[NodeStatus], lbs: Sequence[LbStatus]) -> list[str]:
     problems = []
     for node in nodes:
         if node.state == "down":
-            lbs = sent_to.get(node.name)
-            also = f"; {', '.join(lbs)} still count it up and send it new users (IKE answers)" if lbs else ""
-            problems.append(f"{node.name} is down: {node.why}{also}")
+            problems.append(f"{node.name} is down: {node.why}{_lb_views(node.name, lbs)}")
         for pool in node.pools:
             if pool.percent >= POOL_FULL_PERCENT:
                 problems.append(
@@ -91,7 +94,8 @@ def _node_problems(nodes: Sequence[NodeStatus], sent_to: Mapping[str, list[str]]
     return problems
 
 
-def _lb_problems(lbs: Sequence[LbStatus], pair: LbPair) -> list[str]:
+def _lb_problems(lbs: Sequence[LbStatus], pair: LbPair, nodes: Sequence[NodeStatus]) -> list[str]:
+    down = {n.name for n in nodes if n.state == "down"}  # told with the node
     problems = []
     for lb in lbs:
         if not lb.reachable:
@@ -106,7 +110,7 @@ def _lb_problems(lbs: Sequence[LbStatus], pair: LbPair) -> list[str]:
                 "or stopped: the bucket table no longer follows the nodes)"
             )
         for seen in lb.view:
-            if not seen.up and seen.admin != DRAIN:
+            if not seen.up and seen.admin != DRAIN and seen.node not in down:
                 problems.append(f"{lb.name} sees {seen.node} down since {seen.since}: {seen.reason}")
     if not lbs:
         return problems
@@ -117,7 +121,7 @@ def _lb_problems(lbs: Sequence[LbStatus], pair: LbPair) -> list[str]:
             problems.append(f"no LB holds the {vip.vip} VIP {vip.address}{maybe}")
         elif vip.verdict != "ok":
             problems.append(
-                f"split brain: {', '.join(vip.holders)} all hold the {vip.vip} VIP {vip.address} "
+                f"split brain: {' and '.join(vip.holders)} each hold the {vip.vip} VIP {vip.address} "
                 "(keepalived's VRRP between them is broken)"
             )
     problems += list(pair.differences)

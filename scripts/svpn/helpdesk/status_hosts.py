@@ -110,7 +110,7 @@ class Charon:
 
 _IKESAS = re.compile(r"ikesas \{total=(\d+) half-open=(\d+)\}")
 _SINCE = re.compile(r"uptime \{running=[^{}]*? since=([^{}]*)\}")
-_POOL = re.compile(r"(\S+) \{base=(\S+) size=(\d+) online=(\d+) offline=(\d+)\}")
+_POOL = re.compile(r"([^\s{}]+) \{base=(\S+) size=(\d+) online=(\d+) offline=(\d+)\}")
 _CONN = re.compile(r"^list-conn event \{(\S+) \{", re.M)
 
 

@@ -9,6 +9,7 @@ that reason; the other group and the certificates are still reported.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -41,13 +42,20 @@ def pki_dir_of(inventory_dir: Path, inventory: AnsibleInventory) -> Path:
     return Path(text).resolve()
 
 
+@functools.cache
+def _plugins_loaded() -> None:
+    """Ansible's plugin loader, set up once per process: lookups (env, file) are plugins."""
+    from ansible.plugins.loader import init_plugin_loader
+
+    init_plugin_loader()
+
+
 def _template(text: str, playbook_dir: Path, variables: dict[str, object]) -> str:
     from ansible.errors import AnsibleError
     from ansible.parsing.dataloader import DataLoader
-    from ansible.plugins.loader import init_plugin_loader
     from ansible.template import Templar, trust_as_template
 
-    init_plugin_loader()  # lookups (env, file) are plugins
+    _plugins_loaded()
     templar = Templar(loader=DataLoader(), variables={**variables, "playbook_dir": str(playbook_dir)})
     try:
         result = templar.template(trust_as_template(text))
