@@ -15,6 +15,7 @@ import pytest
 import yaml
 from rich.console import Console
 from svpn_testing.pki import PASS, make_ca
+from svpn_testing.status import farm_status as run_status
 
 from svpn.access.pki import clock
 from svpn.access.pki.ca import load_ca
@@ -25,10 +26,11 @@ from svpn.core.errors import SvpnError
 from svpn.farm.buckets import bucket_owners
 from svpn.helpdesk.answers import to_json
 from svpn.helpdesk.remote import HostResult
-from svpn.helpdesk.status import STRICT, farm_status
+from svpn.helpdesk.status import farm_status
 from svpn.helpdesk.status_hosts import (
     LB_COMMAND,
     MARK,
+    ROLE_REVOCATION,
     lb_pair,
     node_status,
     parse_conns,
@@ -261,7 +263,7 @@ def test_no_concentrators_at_all_is_a_problem() -> None:
 
 def test_the_fail_closed_default_is_the_role_s() -> None:
     defaults = yaml.safe_load((ROOT / "roles" / "concentrator" / "defaults" / "main.yml").read_text())
-    assert defaults["concentrator_revocation"] == STRICT
+    assert defaults["concentrator_revocation"] == ROLE_REVOCATION
 
 
 # --------------------------------------------------------------------------- certificates
@@ -342,3 +344,12 @@ def test_the_text_shows_every_host_and_each_problem() -> None:
         assert host in text
     assert "4 problem(s):" in text and "public VIP 198.18.21.10: held by farm-lb1" in text
     assert "bucket owners (farm-lb1's table): farm-conc1 85, farm-conc2 85, farm-conc3 86" in text
+
+
+def test_a_status_that_cannot_be_taken_exits_2_with_one_line(tmp_path: Path) -> None:
+    run = run_status(tmp_path / "no-such-inventory")
+    assert (run.exit_code, run.status) == (2, {})
+    assert run.stderr.strip() == (
+        f"svpn: error: --inventory: {tmp_path / 'no-such-inventory'} is not a directory; give the farm's "
+        "inventory directory"
+    )

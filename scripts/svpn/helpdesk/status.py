@@ -10,13 +10,20 @@ from dataclasses import dataclass
 
 from svpn.farm.facts import DRAIN
 from svpn.helpdesk.remote import HostResult
-from svpn.helpdesk.status_hosts import LbPair, LbStatus, NodeStatus, lb_pair, node_status, parse_lb
+from svpn.helpdesk.status_hosts import (
+    ROLE_REVOCATION,
+    LbPair,
+    LbStatus,
+    NodeStatus,
+    lb_pair,
+    node_status,
+    parse_lb,
+)
 from svpn.helpdesk.status_pki import PkiStatus
 
 OK, PROBLEMS = 0, 1  # exit codes; svpn's errors (a bad inventory, no Ansible) exit 2
 STALE_SECONDS = 15  # the LB checker rewrites its view every round (1 s): older means it is stuck or dead
 POOL_FULL_PERCENT = 90  # a pool this full is about to refuse new users
-STRICT = "strict"  # roles/concentrator/defaults/main.yml concentrator_revocation: the fail-closed default
 
 
 @dataclass(frozen=True)
@@ -129,7 +136,7 @@ def _lb_problems(lbs: Sequence[LbStatus], pair: LbPair, nodes: Sequence[NodeStat
 
 
 def _fail_closed(nodes: Sequence[NodeStatus]) -> list[str]:
-    return [n.name for n in nodes if n.reachable and n.revocation in ("", STRICT)]
+    return [n.name for n in nodes if n.reachable and n.revocation == ROLE_REVOCATION]
 
 
 def _pki_problems(pki: PkiStatus | None, why: str, nodes: Sequence[NodeStatus]) -> list[str]:
@@ -144,8 +151,8 @@ def _pki_problems(pki: PkiStatus | None, why: str, nodes: Sequence[NodeStatus]) 
             closed = _fail_closed(nodes)
             if closed:
                 problem += (
-                    f"; nodes with revocation {STRICT} ({', '.join(closed)}) refuse EVERY user once the CRL "
-                    "they hold is past its nextUpdate"
+                    f"; nodes with revocation {ROLE_REVOCATION} ({', '.join(closed)}) refuse EVERY user once "
+                    "the CRL they hold is past its nextUpdate"
                 )
         problems.append(problem)
     return problems

@@ -23,6 +23,7 @@ MARK = "### svpn-status "
 ANSWER_SECONDS = 5  # how long a host's swanctl may take to answer before charon counts as not answering
 DAEMONS = ("keepalived", "conntrackd", "svpn-lb-health")
 STATE_FILE = f"{STATE_DIR}/state.json"  # the LB health checker's view, rewritten every round
+ROLE_REVOCATION = "strict"  # concentrator_revocation's default (roles/concentrator/defaults): fail-closed
 DRAIN_TABLE = "inet svpn_drain"  # roles/concentrator/tasks/drain.yml: the node refuses new IKE SAs
 
 
@@ -37,7 +38,7 @@ def _part(name: str, command: str) -> str:
 CONCENTRATOR_COMMAND = "; ".join(
     [
         f"echo '{MARK}inventory-state {{{{ concentrator_state | default(\"{DEFAULT_NODE_STATE}\") }}}}'",
-        f"echo '{MARK}revocation {{{{ concentrator_revocation | default(\"\") }}}}'",
+        f"echo '{MARK}revocation {{{{ concentrator_revocation | default(\"{ROLE_REVOCATION}\") }}}}'",
         _part("stats", f"timeout {ANSWER_SECONDS} swanctl --stats --raw"),
         _part("pools", f"timeout {ANSWER_SECONDS} swanctl --list-pools --raw"),
         _part("conns", f"timeout {ANSWER_SECONDS} swanctl --list-conns --raw"),
@@ -176,7 +177,7 @@ class NodeStatus:
     connections: tuple[str, ...]  # the connections charon has loaded (none: it refuses every user)
     charon_since: str
     inventory_state: str  # concentrator_state in the inventory (active or drain)
-    revocation: str  # concentrator_revocation ("" when the role's default applies)
+    revocation: str  # concentrator_revocation (strict: a node refuses every user once its CRL is past due)
     drain_table: bool  # the node refuses new IKE SAs (its nft table inet svpn_drain)
     reachable: bool
 

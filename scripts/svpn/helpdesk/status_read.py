@@ -108,6 +108,8 @@ def read_status(
     vault: VaultOptions = ANSIBLE_WAY,
 ) -> FarmStatus:
     """The farm's status: both groups asked at once, the inventory and the PKI read while they answer."""
+    if not inventory.is_dir():
+        raise SvpnError(f"--inventory: {inventory} is not a directory; give the farm's inventory directory")
     now = clock.now()
     with ThreadPoolExecutor(max_workers=2) as pool:
         runs: dict[str, Future[dict[str, remote.HostResult] | str]] = {
