@@ -257,6 +257,12 @@ def test_the_broken_lab_lists_each_problem_once_and_its_drain_as_a_note() -> Non
     )
 
 
+def test_a_node_refusing_new_sas_that_no_lb_drains_is_a_half_done_drain() -> None:
+    status = farm({"conc2": LAB_NODES["conc2"]}, {})
+    assert status.nodes[0].drained_on == () and status.problems == ()
+    assert "conc2 refuses new IKE SAs but no LB has it in admin state drain" in status.notes[1]
+
+
 def test_no_concentrators_at_all_is_a_problem() -> None:
     assert farm({}, {}).problems == ("inv: the inventory has no host in group concentrators",)
 

@@ -85,12 +85,13 @@ def render(console: Console, farm: FarmStatus) -> None:
         _print_pair(console, farm)
     if farm.pki is not None:
         console.print(_pki_table(farm.pki))
+    # one line each, never wrapped: a log or a monitoring mail keeps them whole
     for note in farm.notes:
-        console.print(Text(f"note: {note}", style="yellow"))
+        console.print(Text(f"note: {note}", style="yellow"), soft_wrap=True)
     if farm.problems:
         console.print(Text(f"{len(farm.problems)} problem(s):", style="bold red"))
         for problem in farm.problems:
-            console.print(Text(f"  - {problem}", style="red"))
+            console.print(Text(f"  - {problem}", style="red"), soft_wrap=True)
     else:
         console.print(Text("all is well", style="bold green"))
 

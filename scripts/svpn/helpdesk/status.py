@@ -163,10 +163,11 @@ def _drain_notes(nodes: Sequence[NodeStatus]) -> list[str]:
     for node in nodes:
         if node.state == "draining":
             notes.append(f"{node.name} drains (no new users): {node.why}")
-        if node.drain_table and "admin state drain" not in node.why:
+        if node.drain_table and not node.drained_on:
             notes.append(
                 f"{node.name} refuses new IKE SAs but no LB has it in admin state drain: a drain left half "
-                "done? (playbooks/drain.yml again, or playbooks/undrain.yml to end it)"
+                f"done? (playbooks/drain.yml -e node={node.name} again, or with -e drain_state=active to end "
+                "it)"
             )
     return notes
 

@@ -179,16 +179,21 @@ class NodeStatus:
     inventory_state: str  # concentrator_state in the inventory (active or drain)
     revocation: str  # concentrator_revocation (strict: a node refuses every user once its CRL is past due)
     drain_table: bool  # the node refuses new IKE SAs (its nft table inet svpn_drain)
+    drained_on: tuple[str, ...]  # the LBs whose health checker holds it in admin state drain
     reachable: bool
 
 
-def _drain_sources(name: str, inventory_state: str, table: bool, lb_admin: Mapping[str, str]) -> list[str]:
+def _drained_on(lb_admin: Mapping[str, str]) -> tuple[str, ...]:
+    return tuple(sorted(lb for lb, admin in lb_admin.items() if admin == DRAIN))
+
+
+def _drain_sources(inventory_state: str, table: bool, lb_admin: Mapping[str, str]) -> list[str]:
     sources = []
     if table:
         sources.append(f"the node refuses new IKE SAs (nft table {DRAIN_TABLE})")
     if inventory_state == DRAIN:
         sources.append("the inventory says concentrator_state: drain")
-    drained_on = sorted(lb for lb, admin in lb_admin.items() if admin == DRAIN)
+    drained_on = _drained_on(lb_admin)
     if drained_on:
         sources.append(f"admin state drain on {', '.join(drained_on)}")
     return sources
@@ -199,7 +204,8 @@ def node_status(name: str, result: HostResult | None, lb_admin: Mapping[str, str
     the admin state each LB's health checker holds for it."""
     if result is None or not result.ok:
         why = no_answer(result)
-        return NodeStatus(name, "down", why, None, None, None, (), (), "", "", "", False, False)
+        drained_on = _drained_on(lb_admin)
+        return NodeStatus(name, "down", why, None, None, None, (), (), "", "", "", False, drained_on, False)
     found = parts(result.stdout)
     inventory_state = found["inventory-state"].value if "inventory-state" in found else ""
     revocation = found["revocation"].value if "revocation" in found else ""
@@ -207,7 +213,7 @@ def node_status(name: str, result: HostResult | None, lb_admin: Mapping[str, str
     charon = parse_stats(found["stats"].text) if "stats" in found else None
     pools = tuple(parse_pools(found["pools"].text)) if "pools" in found else ()
     connections = tuple(parse_conns(found["conns"].text)) if "conns" in found else ()
-    drained = _drain_sources(name, inventory_state, table, lb_admin)
+    drained = _drain_sources(inventory_state, table, lb_admin)
     if charon is None:
         state, why = "down", f"charon not answering: {charon_silence(found.get('stats'))}"
     elif not connections or not pools:
@@ -238,6 +244,7 @@ def node_status(name: str, result: HostResult | None, lb_admin: Mapping[str, str
         inventory_state=inventory_state,
         revocation=revocation,
         drain_table=table,
+        drained_on=_drained_on(lb_admin),
         reachable=True,
     )
 
