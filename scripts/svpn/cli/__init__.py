@@ -45,6 +45,10 @@ def _register() -> None:
     from svpn.cli import helpdesk_web as cli_helpdesk_web
 
     cli.add_command(cli_helpdesk_web.helpdesk)
+    # the farm at a glance (status) registers here
+    from svpn.cli import status as cli_status
+
+    cli.add_command(cli_status.status)
 
 
 def main(argv: list[str] | None = None) -> int:
