@@ -14,7 +14,11 @@ from svpn.core.paths import repo_root
 from svpn.helpdesk.answers import Explanation, WhereisAnswer, to_json
 
 _inventory_option = path_option(
-    "--inventory", kind="dir", help="The farm's inventory (default: inventories/lab, as ansible.cfg)."
+    "--inventory",
+    "-i",
+    "inventory",
+    kind="dir",
+    help="The farm's inventory (default: inventories/lab, as ansible.cfg).",
 )
 _pki_option = path_option(
     "--pki", "pki_dir", kind="dir", help="The PKI directory (default: the inventory's svpn_pki_dir)."

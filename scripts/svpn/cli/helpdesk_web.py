@@ -67,7 +67,7 @@ def helpdesk() -> None:
     help="The farm's inventory (default: inventories/lab, as ansible.cfg); vault values need "
     "--vault-password-file or --vault-id.",
 )
-@path_option("--pki", "pki_dir", kind="dir", help="PKI directory (default: pki/ at the repository root).")
+@path_option("--pki", "pki_dir", kind="dir", help="PKI directory (default: the inventory's svpn_pki_dir).")
 @path_option("--bundles", kind="dir", help="The users' bundle directory, for rebuilding a bundle.")
 @path_option(
     "--passwords",
@@ -171,3 +171,34 @@ def agent_list(agents_file: Path | None) -> None:
     """The agents, one per line with the time they were added."""
     for found in sorted(agents_lib.load(_agents_path(agents_file)).values(), key=lambda a: a.name):
         click.echo(f"{found.name}\t{found.added}")
+
+
+@helpdesk.command("bench")
+@path_option(
+    "--inventory", "-i", "inventory", kind="dir", help="The farm's inventory (default: inventories/lab)."
+)
+@path_option("--pki", "pki_dir", kind="dir", help="PKI directory (default: the inventory's svpn_pki_dir).")
+@click.option("--query", default="alice", show_default=True, help="The user whereis and explain look for.")
+@click.option(
+    "--runs", type=click.IntRange(1, 50), default=5, show_default=True, help="Runs of each command."
+)
+@path_option("--json", "json_out", kind="file", help="Also write the figures as JSON to FILE.")
+def bench(inventory: Path | None, pki_dir: Path | None, query: str, runs: int, json_out: Path | None) -> None:
+    """Time `svpn status`, `whereis QUERY` and `explain QUERY` as an agent runs them (medians of RUNS)."""
+    import json
+
+    from svpn.core.files import atomic_write
+    from svpn.helpdesk import bench as lib
+
+    target = inventory if inventory is not None else repo_root() / "inventories" / "lab"
+    timings, users = lib.run(target, pki_dir, query, runs, progress=lambda line: click.echo(line, err=True))
+    figures = lib.report(timings, users, query)
+    click.echo(f"{users} users connected; query {query!r}; {runs} runs each")
+    for t in timings:
+        verdict = "ok" if t.met else "OVER THE GOAL"
+        click.echo(
+            f"  {t.command:8} median {t.median:5.2f} s  worst {t.worst:5.2f} s  "
+            f"goal < {t.goal:.0f} s  {verdict}"
+        )
+    if json_out is not None:
+        atomic_write(json_out, json.dumps(figures, indent=2) + "\n", 0o644)

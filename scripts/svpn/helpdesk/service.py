@@ -34,6 +34,7 @@ from svpn.helpdesk.answers import (
 )
 from svpn.helpdesk.attempts import Attempt, attempts_of
 from svpn.helpdesk.sessions import NodeReply, sessions_of, split_reply
+from svpn.helpdesk.status_read import pki_dir_of
 
 PASSPHRASE_ENV = "SVPN_CA_PASSPHRASE"
 CONCENTRATORS = "concentrators"
@@ -42,18 +43,6 @@ MAX_FINDINGS = 12
 
 def _env_passphrase() -> str | None:
     return os.environ.get(PASSPHRASE_ENV)
-
-
-def pki_dir_of(inventory: Path, vault: VaultOptions = ANSIBLE_WAY) -> Path:
-    """The controller's PKI directory as the inventory names it (``svpn_pki_dir``); a ``{{ playbook_dir }}``
-    in it is the repository's playbooks directory, as when a playbook runs."""
-    value = str(read_inventory(inventory, vault).all_vars.get("svpn_pki_dir", ""))
-    value = re.sub(r"\{\{\s*playbook_dir\s*\}\}", str(repo_root() / "playbooks"), value)
-    if not value or "{{" in value or "{%" in value:
-        raise SvpnError(
-            f"svpn_pki_dir in {inventory} is {value or 'not set'!r}: give the PKI directory with --pki DIR"
-        )
-    return Path(value).resolve()
 
 
 def _is_address(text: str) -> bool:
@@ -84,7 +73,7 @@ class Helpdesk:
         passwords: Path | None = None,
         vault: VaultOptions = ANSIBLE_WAY,
     ) -> Helpdesk:
-        pki = pki_dir if pki_dir is not None else pki_dir_of(inventory, vault)
+        pki = pki_dir if pki_dir is not None else pki_dir_of(inventory, read_inventory(inventory, vault))
         require_ca(as_dir(pki))
         return cls(
             inventory=inventory, pki_dir=pki, bundles_dir=bundles_dir, passwords=passwords, vault=vault
@@ -286,4 +275,4 @@ def checklist(first: Finding) -> tuple[Words, ...]:
     return tuple(steps)
 
 
-__all__ = ["Helpdesk", "Session", "pki_dir_of"]
+__all__ = ["Helpdesk", "Session"]
