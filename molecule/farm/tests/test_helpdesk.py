@@ -15,6 +15,7 @@ import csv
 import datetime as dt
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -27,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from svpn_testing.dial import Farm, dial_with
 from svpn_testing.scenario import ScenarioHosts
+from svpn_testing.status import farm_status
 
 from svpn.access.pki.ca import load_ca
 from svpn.access.pki.cert_policy import USER_CERT_POLICY
@@ -81,6 +83,42 @@ def _wait_tunnel(client: str, timeout: float = 60, other_than: str = "") -> tupl
             return vip, sa
         time.sleep(1)
     raise AssertionError(f"{client}: no tunnel reaching the app within {timeout:.0f} s")
+
+
+# --------------------------------------------------------------------------- status
+
+
+def _live_users(node: str) -> int:
+    return LAB.host(node).check_output("swanctl --list-sas --raw").count("state=ESTABLISHED")
+
+
+def test_status_shows_the_farm_as_its_hosts_say_and_a_lost_node_without_losing_the_rest(tmp_path: Path):
+    _wait_tunnel(ERIN_CLIENT)
+    run = farm_status(INVENTORY, PKI)
+    LAB.record("helpdesk_status_seconds", round(run.seconds, 2))
+    assert run.exit_code == 0, (run.status.get("problems"), run.stderr[-1500:])
+    assert {n["name"]: n["state"] for n in run.status["nodes"]} == dict.fromkeys(NODES, "active")
+    assert {n["name"]: n["users"] for n in run.status["nodes"]} == {n: _live_users(n) for n in NODES}
+    holders = [
+        lb for lb in ("farm-lb1", "farm-lb2") if f" {VIP}/" in LAB.host(lb).check_output("ip -o -4 addr")
+    ]
+    assert [v["holders"] for v in run.status["pair"]["vips"] if v["vip"] == "public"] == [holders]
+    assert sum(b["buckets"] for b in run.status["pair"]["buckets"]) == 256
+    # a concentrator that cannot be reached (its container is gone) is shown as such, the rest still are
+    lost = tmp_path / "inventory"
+    shutil.copytree(INVENTORY, lost, symlinks=True)
+    (lost / "zz-lost.yml").write_text(
+        "all:\n  children:\n    concentrators:\n      hosts:\n        farm-conc9:\n"
+        "          ansible_connection: community.docker.docker\n"
+    )
+    run = farm_status(lost, PKI)
+    assert run.exit_code == 1, run.stderr[-1500:]
+    nine = run.node("farm-conc9")
+    assert (nine["reachable"], nine["state"]) == (False, "down") and nine["why"], nine
+    assert {n["name"]: n["state"] for n in run.status["nodes"] if n["name"] != "farm-conc9"} == dict.fromkeys(
+        NODES, "active"
+    )
+    assert any("farm-conc9" in problem for problem in run.status["problems"])
 
 
 # --------------------------------------------------------------------------- whereis
