@@ -7,7 +7,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 STAMP := $(VENV)/.bootstrap-$(shell cat pyproject.toml scripts/bootstrap.sh | sha256sum | cut -c1-12)
 SCENARIOS ?= default farm scale loadtest ssh
 
-.PHONY: bootstrap lab lab-down lab-status bench-scale bench test test-kernel lint unit molecule clean
+.PHONY: bootstrap lab lab-down lab-status bench-scale bench bench-helpdesk test test-kernel lint unit molecule clean
 
 bootstrap: $(STAMP)
 
@@ -64,6 +64,14 @@ bench: bootstrap
 	svpn loadtest --users 10000 --ike-proposal aes256gcm16-prfsha256-curve25519 --fresh-nodes --storm \
 		--duration 600 --json .lab/reports/bench-10000.json
 	svpn loadtest --users 10000 --fresh-nodes --duration 600 --json .lab/reports/bench-10000-ecp384.json
+
+## make bench-helpdesk: svpn status, whereis and explain timed while the load test holds 10,000 users on the lab
+## farm (docs/benchmarks.md); not part of `make test`
+bench-helpdesk: bootstrap
+	svpn lab up
+	svpn loadtest --users 10000 --duration 1200 --during-settle 30 \
+		--during 'svpn helpdesk bench --runs 5 --json .lab/reports/helpdesk-bench-10000.json' \
+		--json .lab/reports/loadtest-helpdesk-10000.json
 
 clean: lab-down
 	rm -rf $(VENV) .lab
