@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
@@ -9,50 +10,51 @@ import click
 from svpn import __version__
 from svpn.core.errors import SvpnError
 
+# Each command, by name, and where it lives: a command's module is imported only when it runs (or for
+# `svpn --help`), so `svpn whereis` with a caller on the line does not first load the PKI, planner, lab and
+# load-test commands (about half a second of a busy core).
+COMMANDS: dict[str, str] = {
+    "pki": "svpn.cli.pki:pki",
+    "lab": "svpn.cli.lab:lab",
+    "plan": "svpn.cli.plan:plan",
+    "inventory": "svpn.cli.plan:inventory",
+    "users": "svpn.cli.users:users",
+    "profiles": "svpn.cli.users:profiles",
+    "loadtest": "svpn.cli.loadtest:loadtest",
+    "status": "svpn.cli.status:status",
+    "whereis": "svpn.cli.helpdesk:whereis",
+    "explain": "svpn.cli.helpdesk:explain",
+    "helpdesk": "svpn.cli.helpdesk_web:helpdesk",
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class LazyGroup(click.Group):
+    """click's group, loading each command from :data:`COMMANDS` the first time it is asked for."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in COMMANDS and cmd_name not in self.commands:
+            module, attribute = COMMANDS[cmd_name].split(":")
+            self.add_command(getattr(importlib.import_module(module), attribute), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="svpn")
 def cli() -> None:
     """SVPN farm: certificates, lab hosts, plans and status for a strongSwan VPN farm."""
 
 
 def _register() -> None:
-    from svpn.cli import lab as cli_lab
-    from svpn.cli import pki as cli_pki
-
-    cli.add_command(cli_pki.pki)
-    cli.add_command(cli_lab.lab)
-    # planner commands (plan, inventory) register here
-    from svpn.cli import plan as cli_plan
-
-    cli.add_command(cli_plan.plan)
-    cli.add_command(cli_plan.inventory)
-    # users commands (users, profiles) register here
-    from svpn.cli import users as cli_users
-
-    cli.add_command(cli_users.users)
-    cli.add_command(cli_users.profiles)
-    # load test (loadtest) registers here
-    from svpn.cli import loadtest as cli_loadtest
-
-    cli.add_command(cli_loadtest.loadtest)
-    # helpdesk (whereis, explain) registers here
-    from svpn.cli import helpdesk as cli_helpdesk
-
-    cli.add_command(cli_helpdesk.whereis)
-    cli.add_command(cli_helpdesk.explain)
-    # the helpdesk's web page and its agents (helpdesk serve, helpdesk agent ...) register here
-    from svpn.cli import helpdesk_web as cli_helpdesk_web
-
-    cli.add_command(cli_helpdesk_web.helpdesk)
-    # the farm at a glance (status) registers here
-    from svpn.cli import status as cli_status
-
-    cli.add_command(cli_status.status)
+    """Load every command now (the tests walk the whole tree)."""
+    context = click.Context(cli, info_name="svpn")
+    for name in COMMANDS:
+        cli.get_command(context, name)
 
 
 def main(argv: list[str] | None = None) -> int:
-    _register()
     try:
         cli.main(args=argv, prog_name="svpn", standalone_mode=False)
     except SvpnError as err:

@@ -29,7 +29,9 @@ _json_option = click.option("--json", "as_json", is_flag=True, help="Print the a
 def _helpdesk(inventory: Path | None, pki_dir: Path | None, vault: VaultOptions):  # type: ignore[no-untyped-def]
     from svpn.helpdesk.service import Helpdesk
 
-    return Helpdesk.from_options(inventory or repo_root() / "inventories" / "lab", pki_dir, vault=vault)
+    helpdesk = Helpdesk.from_options(inventory or repo_root() / "inventories" / "lab", pki_dir, vault=vault)
+    helpdesk.in_process = True  # one question, then the process ends: Ansible runs here, not in a child
+    return helpdesk
 
 
 def _size(n: int) -> str:

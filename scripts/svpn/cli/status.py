@@ -63,7 +63,11 @@ def status(inventory: Path | None, pki: Path | None, days: int, as_json: bool, v
     from svpn.helpdesk.status_read import read_status
 
     farm = read_status(
-        inventory if inventory is not None else repo_root() / "inventories" / "lab", pki, days, vault
+        inventory if inventory is not None else repo_root() / "inventories" / "lab",
+        pki,
+        days,
+        vault,
+        in_process=True,
     )
     if as_json:
         click.echo(json.dumps({**to_json(farm), "exit_code": farm.exit_code}, indent=2, ensure_ascii=False))

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,9 @@ class AnsibleInventory:
     groups: dict[str, list[str]]  # Ansible's ``groups``: each group's hosts, with all and ungrouped
     hostvars: dict[str, dict[str, Any]]  # each host's variables merged by Ansible's precedence
     all_vars: dict[str, Any]  # the group all's variables: hosts.yml all.vars < group_vars/all
+    # Ansible's own objects behind it (DataLoader, InventoryManager, VariableManager), for a caller that runs
+    # Ansible in the same process next (svpn.helpdesk.remote.run_here) and need not read the files again
+    ansible: Any = field(default=None, compare=False, repr=False)
 
 
 def vault_secrets(loader: Any, vault: VaultOptions) -> list[Any]:
@@ -115,7 +118,8 @@ def read_inventory(directory: Path | str, vault: VaultOptions = ANSIBLE_WAY) -> 
         host: {key: plain.value(value, key) for key, value in values.items() if key not in magic}
         for host, values in raw.items()
     }
-    return AnsibleInventory(groups, hostvars, {key: plain.value(v, key) for key, v in all_vars.items()})
+    all_plain = {key: plain.value(v, key) for key, v in all_vars.items()}
+    return AnsibleInventory(groups, hostvars, all_plain, ansible=(loader, inventory, manager))
 
 
 def _forget_found_files() -> None:

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from svpn.access.pki import clock
 from svpn.access.pki.cert_index import Index
@@ -62,6 +63,8 @@ class Helpdesk:
     vault: VaultOptions = ANSIBLE_WAY
     passphrase: Callable[[], str | None] = _env_passphrase
     now: Callable[[], dt.datetime] = clock.now
+    in_process: bool = False  # Ansible in this process (the CLI's one-shot commands), else a child process
+    prepared: Any = None  # the inventory's Ansible objects when read here already (for in_process)
     _unreachable: list[Unreachable] = field(default_factory=list)
 
     @classmethod
@@ -73,13 +76,14 @@ class Helpdesk:
         passwords: Path | None = None,
         vault: VaultOptions = ANSIBLE_WAY,
     ) -> Helpdesk:
-        pki = pki_dir if pki_dir is not None else pki_dir_of(inventory, read_inventory(inventory, vault))
-        require_ca(as_dir(pki))
-        return cls(
-            inventory=inventory, pki_dir=pki, bundles_dir=bundles_dir, passwords=passwords, vault=vault
-        )
-
-    # ------------------------------------------------------------------ who is who (the PKI's index)
+        prepared = None
+        if pki_dir is None:
+            hosts = read_inventory(inventory, vault)
+            pki_dir, prepared = pki_dir_of(inventory, hosts), hosts.ansible
+        require_ca(as_dir(pki_dir))
+        helpdesk = cls(inventory, pki_dir, bundles_dir=bundles_dir, passwords=passwords, vault=vault)
+        helpdesk.prepared = prepared
+        return helpdesk
 
     def records(self) -> list[dict[str, object]]:
         return Index.load(self.pki_dir).certs
@@ -93,7 +97,13 @@ class Helpdesk:
         self, identities: Iterable[str], addresses: Iterable[str], logs: bool
     ) -> dict[str, NodeReply]:
         command = nodequery.node_command(identities, addresses, logs=logs)
-        results = remote.run(self.inventory, CONCENTRATORS, command, vault=self.vault)
+        if self.in_process:
+            prepared = self.prepared
+            results = remote.run_here(
+                self.inventory, CONCENTRATORS, command, vault=self.vault, prepared=prepared
+            )
+        else:
+            results = remote.run(self.inventory, CONCENTRATORS, command, vault=self.vault)
         if not results:
             raise SvpnError(f"{self.inventory}: the inventory has no host in the group {CONCENTRATORS!r}")
         replies = {}
@@ -146,6 +156,9 @@ class Helpdesk:
                 self._unreachable.append(
                     Unreachable(node, "keeps no attempt log (concentrator_attempt_log is empty)")
                 )
+        if not findings and not any(reply.has_log for reply in replies.values()):
+            why = "; ".join(f"{u.host}: {u.why}" for u in self._unreachable) or "no attempt log on any node"
+            raise SvpnError(f"no concentrator could be searched, so nothing can be said of {query!r}: {why}")
         if not findings:
             findings = [causes.never_seen()]
         owners = self._owners([user]) if user else {}

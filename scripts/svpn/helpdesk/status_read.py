@@ -9,9 +9,9 @@ that reason; the other group and the certificates are still reported.
 from __future__ import annotations
 
 import datetime as dt
-import functools
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from svpn.access.pki import clock
 from svpn.access.pki.cert_index import Index
@@ -42,20 +42,12 @@ def pki_dir_of(inventory_dir: Path, inventory: AnsibleInventory) -> Path:
     return Path(text).resolve()
 
 
-@functools.cache
-def _plugins_loaded() -> None:
-    """Ansible's plugin loader, set up once per process: lookups (env, file) are plugins."""
-    from ansible.plugins.loader import init_plugin_loader
-
-    init_plugin_loader()
-
-
 def _template(text: str, playbook_dir: Path, variables: dict[str, object]) -> str:
     from ansible.errors import AnsibleError
     from ansible.parsing.dataloader import DataLoader
     from ansible.template import Templar, trust_as_template
 
-    _plugins_loaded()
+    remote.plugins_loaded()
     templar = Templar(loader=DataLoader(), variables={**variables, "playbook_dir": str(playbook_dir)})
     try:
         result = templar.template(trust_as_template(text))
@@ -69,18 +61,29 @@ def _template(text: str, playbook_dir: Path, variables: dict[str, object]) -> st
     return result
 
 
+# One Ansible run for both groups: each host templates the command of its own group (group_names).
+FARM_PATTERN = "concentrators:loadbalancers"
+FARM_COMMAND = (
+    "{% if 'loadbalancers' in group_names %}"
+    + LB_COMMAND
+    + "{% else %}"
+    + CONCENTRATOR_COMMAND
+    + "{% endif %}"
+)
+
+
 def _run(
-    inventory: Path, group: str, command: str, vault: VaultOptions
+    inventory: Path, vault: VaultOptions, in_process: bool, prepared: Any = None
 ) -> dict[str, remote.HostResult] | str:
-    """The group's results, or why its run failed as a whole."""
+    """Every host's result, or why the run failed as a whole."""
+    extra = {"ansible_ssh_timeout": CONNECT_SECONDS}
     try:
+        if in_process:
+            return remote.run_here(
+                inventory, FARM_PATTERN, FARM_COMMAND, vault=vault, extra_vars=extra, prepared=prepared
+            )
         return remote.run(
-            inventory,
-            group,
-            command,
-            vault=vault,
-            timeout=RUN_SECONDS,
-            extra_vars={"ansible_ssh_timeout": CONNECT_SECONDS},
+            inventory, FARM_PATTERN, FARM_COMMAND, vault=vault, timeout=RUN_SECONDS, extra_vars=extra
         )
     except SvpnError as err:
         return str(err)
@@ -106,28 +109,27 @@ def read_status(
     pki: Path | None = None,
     days: int = WARN_DAYS,
     vault: VaultOptions = ANSIBLE_WAY,
+    in_process: bool = False,
 ) -> FarmStatus:
-    """The farm's status: both groups asked at once, the inventory and the PKI read while they answer."""
+    """The farm's status: every host asked in one Ansible run (in this process with *in_process*: the CLI;
+    else in a child, while the inventory and the PKI are read here)."""
     if not inventory.is_dir():
         raise SvpnError(f"--inventory: {inventory} is not a directory; give the farm's inventory directory")
     now = clock.now()
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        runs: dict[str, Future[dict[str, remote.HostResult] | str]] = {
-            group: pool.submit(_run, inventory, group, command, vault)
-            for group, command in (("concentrators", CONCENTRATOR_COMMAND), ("loadbalancers", LB_COMMAND))
-        }
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        child = None if in_process else pool.submit(_run, inventory, vault, False)
         hosts = read_inventory(inventory, vault)
         pki_part, pki_why = None, ""
         try:
             pki_part = read_pki(pki if pki is not None else pki_dir_of(inventory, hosts), now, days)
         except SvpnError as err:
             pki_why = str(err)
-        answers = {group: run.result() for group, run in runs.items()}
+        answers = child.result() if child is not None else _run(inventory, vault, True, hosts.ansible)
     return farm_status(
         inventory=str(inventory),
         checked_at=clock.iso(now),
-        concentrators=_per_host(hosts.groups.get("concentrators", []), answers["concentrators"]),
-        loadbalancers=_per_host(hosts.groups.get("loadbalancers", []), answers["loadbalancers"]),
+        concentrators=_per_host(hosts.groups.get("concentrators", []), answers),
+        loadbalancers=_per_host(hosts.groups.get("loadbalancers", []), answers),
         pki=pki_part,
         pki_why=pki_why,
     )

@@ -25,6 +25,9 @@ class CallbackModule(CallbackBase):
     CALLBACK_VERSION = 2.0
     CALLBACK_TYPE = "stdout"
     CALLBACK_NAME = "svpn_results"
+    # svpn.helpdesk.remote.run_here runs Ansible in its own process and reads the results from here instead
+    print_results = True
+    last_results: dict[str, dict[str, Any]] = {}  # noqa: RUF012 - the in-process reader's hand-over
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -32,7 +35,7 @@ class CallbackModule(CallbackBase):
 
     def _keep(self, result: Any, unreachable: bool = False) -> None:
         data = result._result
-        self._hosts[result._host.get_name()] = {
+        self._hosts[result._host.get_name()] = type(self).last_results[result._host.get_name()] = {
             "rc": data.get("rc"),
             "stdout": str(data.get("stdout", "")),
             "stderr": str(data.get("stderr", "")),
@@ -50,5 +53,6 @@ class CallbackModule(CallbackBase):
         self._keep(result, unreachable=True)
 
     def v2_playbook_on_stats(self, stats: Any) -> None:
-        sys.stdout.write(json.dumps({"hosts": self._hosts}) + "\n")
-        sys.stdout.flush()
+        if self.print_results:
+            sys.stdout.write(json.dumps({"hosts": self._hosts}) + "\n")
+            sys.stdout.flush()
