@@ -147,3 +147,38 @@ def test_a_client_tunnels_through_the_ssh_managed_farm() -> None:
             return
         assert time.monotonic() < deadline, f"ssh-client1 not through within 90 s (vip {vip!r})"
         time.sleep(2)
+
+
+def test_the_helpdesk_reads_the_ssh_managed_farm_as_an_admin_would() -> None:
+    """svpn status, whereis and explain through Ansible's SSH connection with become (swanctl needs root),
+    the vault-encrypted inventory read with the vault password: the production path."""
+    env = {
+        **os.environ,
+        "ANSIBLE_CONFIG": str(EPHEMERAL / "ansible.cfg"),
+        "ANSIBLE_VAULT_PASSWORD_FILE": str(SCENARIO / "vault-password"),
+    }
+    where = ["--inventory", str(EPHEMERAL / "inventory"), "--json"]
+
+    def svpn(*args: str) -> dict[str, object]:
+        done = subprocess.run(
+            ["svpn", *args, *where],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=ROOT,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode in (0, 1), done.stdout[-2000:] + done.stderr[-2000:]
+        return json.loads(done.stdout)
+
+    vip, _sa = LAB.client_sa("ssh-client1")
+    assert vip, "ssh-client1 has no tunnel"
+    status = svpn("status")
+    nodes = {n["name"]: (n["state"], n["users"]) for n in status["nodes"]}  # type: ignore[index]
+    assert nodes == {"ssh-conc1": ("active", 1)}, status
+    found = svpn("whereis", "alice")
+    sessions = [(s["node"], s["virtual_ip"]) for s in found["sessions"]]  # type: ignore[index]
+    assert sessions == [("ssh-conc1", vip)], found
+    explained = svpn("explain", "alice@svpn.test")
+    assert explained["findings"][0]["cause"] == "connected", explained  # type: ignore[index]
