@@ -5,8 +5,9 @@ those identities (or the wanted addresses) had. Pure: builds text, runs nothing.
 The command needs only POSIX sh, grep and sed on the node. `grep -F` does the reading (a day's log of a node
 with thousands of users is ~100 MB), in four passes:
 
-1. lines naming a wanted identity (as charon quotes it: ``"CN=x"``, ``'x@y'``, ``[x@y]``) give IKE SA ids;
-2. every line of those SAs, which also names the addresses they came from (``ADDR is initiating an IKE_SA``);
+1. lines naming a wanted identity (as charon quotes it: ``"CN=x"``, ``'x@y'``, ``[x@y]``) give IKE SA ids,
+   and the addresses they came from (``...ADDR[ID]``);
+2. every line of those SAs;
 3. every SA started from those addresses (or from the addresses asked for): attempts that failed before
    the client sent its identity, e.g. on proposals;
 4. every line of those SAs.
@@ -102,11 +103,13 @@ def _log_steps(by_identity: list[str], by_address: list[str]) -> list[str]:
         f"echo '{MARK_LOG}'",
         "T=$(mktemp -d); trap 'rm -rf \"$T\"' EXIT",
         lines_of,
-        # 1-2: the SAs of the identities, and the addresses they came from
-        f"A=$(grep -h -F {_grep_args(by_identity)} $F | {ids} | {recent})" if by_identity else "A=''",
+        # 1-2: the SAs of the identities, and the addresses they came from: taken from the lines that name
+        # both ("...ADDR[ID]"), not from an SA id, which charon reuses after a restart
+        f'grep -h -F {_grep_args(by_identity)} $F > "$T/i"' if by_identity else ': > "$T/i"',
+        f'A=$({ids} "$T/i" | {recent})',
         'lines_of "$A" > "$T/a"',
-        "B=$(sed -n 's/.*> \\([0-9a-fA-F:.]*\\) is initiating an IKE_SA.*/> \\1 is initiating an IKE_SA/p' "
-        "\"$T/a\" | awk '!seen[$0]++')",
+        "B=$(sed -n 's/.*\\.\\.\\.\\([0-9a-fA-F:.]*\\)\\[.*/> \\1 is initiating an IKE_SA/p' \"$T/i\" "
+        "| awk '!seen[$0]++')",
         # 3-4: every SA started from those addresses or the ones asked for
         f"printf '%s\\n' \"$B\" {' '.join(shlex.quote(p) for p in by_address)} | sed '/^$/d' > \"$T/b\"",
         f'C=$(if [ -s "$T/b" ]; then grep -h -F -f "$T/b" $F | {ids} | {recent}; fi)',

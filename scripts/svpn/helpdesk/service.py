@@ -139,16 +139,7 @@ class Helpdesk:
         if address:
             addresses.append(address)
         replies = self._ask_nodes(identities, addresses, logs=True)
-        keys = {identity_key(i) for i in identities}
-        attempts: list[tuple[Attempt, bool]] = []
-        for node, reply in replies.items():
-            draining = reply.state == "drained"
-            for attempt in attempts_of(node, reply.log_lines):
-                claimed = attempt.identity
-                # an address alone: every attempt from it; a user: theirs and those that sent no identity,
-                # not another user's behind the same NAT
-                if not keys or not claimed or identity_key(claimed) in keys:
-                    attempts.append((attempt, draining))
+        attempts = self._attempts_of(replies, {identity_key(i) for i in identities}, set(addresses))
         attempts.sort(key=lambda pair: pair[0].started, reverse=True)
         findings = [causes.finding(a, draining) for a, draining in attempts[:MAX_FINDINGS]]
         for node, reply in replies.items():
@@ -173,6 +164,25 @@ class Helpdesk:
             tuple(sessions),
             tuple(self._unreachable),
             searched,
+        )
+
+    @staticmethod
+    def _attempts_of(
+        replies: dict[str, NodeReply], keys: set[IdentityKey], asked: set[str]
+    ) -> list[tuple[Attempt, bool]]:
+        """The user's attempts among the nodes' lines, each with whether its node is draining: those that
+        claimed one of the user's identities, and those that claimed none from an address the user's came
+        from (or one asked for); not another user's behind the same NAT, nor what an SA id that charon
+        reused after a restart pulled in (another client's, or an LB's health probe)."""
+        found = [
+            (a, r.state == "drained") for node, r in replies.items() for a in attempts_of(node, r.log_lines)
+        ]
+        theirs = [(a, d) for a, d in found if a.identity and identity_key(a.identity) in keys]
+        known = asked | {a.address for a, _ in theirs}
+        return (
+            theirs
+            + [(a, d) for a, d in found if not a.identity and a.address in known]
+            + [(a, d) for a, d in found if a.identity and not keys and a.address in asked]
         )
 
     def _subject(self, query: str) -> tuple[User | None, list[str], list[str]]:
