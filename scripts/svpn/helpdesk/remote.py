@@ -116,7 +116,7 @@ def run_here(
     keeps :func:`run`'s child process. *prepared*: the inventory as svpn.core.ansible_inventory read it
     (its ``ansible``), not read again."""
     os.environ.setdefault("ANSIBLE_DEPRECATION_WARNINGS", "0")
-    from ansible import context
+    from ansible import constants, context
     from ansible.errors import AnsibleError
     from ansible.executor.task_queue_manager import TaskQueueManager
     from ansible.inventory.manager import InventoryManager
@@ -130,9 +130,12 @@ def run_here(
     from svpn.core.ansible_inventory import vault_secrets
 
     plugins_loaded()
+    # what `ansible` takes from its options' defaults (ansible.cfg and the environment): the inventory's
+    # ansible_become then becomes root the configured way (sudo), as in the playbooks
     context.CLIARGS = ImmutableDict(
-        connection="smart", forks=50, become=None, become_method=None, become_user=None, check=False,
-        diff=False, verbosity=0, module_path=[], extra_vars=[json.dumps(dict(extra_vars or {}))],
+        connection="smart", forks=50, become=constants.DEFAULT_BECOME,
+        become_method=constants.DEFAULT_BECOME_METHOD, become_user=constants.DEFAULT_BECOME_USER,
+        check=False, diff=False, verbosity=0, module_path=[], extra_vars=[json.dumps(dict(extra_vars or {}))],
     )  # fmt: skip
     if prepared is None:
         loader = DataLoader()
