@@ -11,10 +11,11 @@ import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from svpn.access.bundle_records import PasswordFile
 from svpn.access.pki import clock
 from svpn.access.pki.cert_index import Index
 from svpn.access.pki.pkidir import as_dir, require_ca
@@ -65,7 +66,6 @@ class Helpdesk:
     now: Callable[[], dt.datetime] = clock.now
     in_process: bool = False  # Ansible in this process (the CLI's one-shot commands), else a child process
     prepared: Any = None  # the inventory's Ansible objects when read here already (for in_process)
-    _unreachable: list[Unreachable] = field(default_factory=list)
 
     @classmethod
     def from_options(
@@ -95,7 +95,9 @@ class Helpdesk:
 
     def _ask_nodes(
         self, identities: Iterable[str], addresses: Iterable[str], logs: bool
-    ) -> dict[str, NodeReply]:
+    ) -> tuple[dict[str, NodeReply], list[Unreachable]]:
+        """Each answering node's reply, and the nodes that gave none (a list per call: the web page asks from
+        several threads at once)."""
         command = nodequery.node_command(identities, addresses, logs=logs)
         if self.in_process:
             prepared = self.prepared
@@ -106,14 +108,9 @@ class Helpdesk:
             results = remote.run(self.inventory, CONCENTRATORS, command, vault=self.vault)
         if not results:
             raise SvpnError(f"{self.inventory}: the inventory has no host in the group {CONCENTRATORS!r}")
-        replies = {}
-        self._unreachable = []
-        for host, result in sorted(results.items()):
-            if result.ok:
-                replies[host] = split_reply(result.stdout)
-            else:
-                self._unreachable.append(Unreachable(host, result.why))
-        return replies
+        replies = {host: split_reply(r.stdout) for host, r in sorted(results.items()) if r.ok}
+        unreachable = [Unreachable(host, r.why) for host, r in sorted(results.items()) if not r.ok]
+        return replies, unreachable
 
     @staticmethod
     def _owners(users: Iterable[User]) -> dict[IdentityKey, str]:
@@ -124,10 +121,10 @@ class Helpdesk:
         if not users:
             return WhereisAnswer(query, (), ())
         owners = self._owners(users)
-        replies = self._ask_nodes([i for u in users for i in u.identities], (), logs=False)
+        replies, unreachable = self._ask_nodes([i for u in users for i in u.identities], (), logs=False)
         now = self.now()
         sessions = [s for node, r in replies.items() for s in sessions_of(node, r.sa_lines, owners, now)]
-        return WhereisAnswer(query, tuple(users), tuple(sessions), tuple(self._unreachable))
+        return WhereisAnswer(query, tuple(users), tuple(sessions), tuple(unreachable))
 
     def explain(self, query: str, address: str = "") -> Explanation:
         query, address = query.strip(), address.strip()
@@ -138,17 +135,17 @@ class Helpdesk:
         user, identities, addresses = self._subject(query)
         if address:
             addresses.append(address)
-        replies = self._ask_nodes(identities, addresses, logs=True)
+        replies, unreachable = self._ask_nodes(identities, addresses, logs=True)
         attempts = self._attempts_of(replies, {identity_key(i) for i in identities}, set(addresses))
         attempts.sort(key=lambda pair: pair[0].started, reverse=True)
         findings = [causes.finding(a, draining) for a, draining in attempts[:MAX_FINDINGS]]
         for node, reply in replies.items():
             if not reply.has_log:
-                self._unreachable.append(
+                unreachable.append(
                     Unreachable(node, "keeps no attempt log (concentrator_attempt_log is empty)")
                 )
         if not findings and not any(reply.has_log for reply in replies.values()):
-            why = "; ".join(f"{u.host}: {u.why}" for u in self._unreachable) or "no attempt log on any node"
+            why = "; ".join(f"{u.host}: {u.why}" for u in unreachable) or "no attempt log on any node"
             raise SvpnError(f"no concentrator could be searched, so nothing can be said of {query!r}: {why}")
         if not findings:
             findings = [causes.never_seen()]
@@ -162,7 +159,7 @@ class Helpdesk:
             tuple(findings),
             checklist(findings[0]),
             tuple(sessions),
-            tuple(self._unreachable),
+            tuple(unreachable),
             searched,
         )
 
@@ -254,7 +251,7 @@ class Helpdesk:
             passphrase=self._passphrase,
             vault=self.vault,
         )
-        password = _password_of(password_file, user.id)
+        password = PasswordFile.load(password_file).rows.get(user.id, {}).get("password", "")
         return ActionResult(
             "rebuild-bundle",
             user.id,
@@ -277,16 +274,6 @@ class Helpdesk:
         if not found:
             raise SvpnError(f"user {user_id!r}: no such ID in {as_dir(self.pki_dir).index}")
         return found[0]
-
-
-def _password_of(password_file: Path, user_id: str) -> str:
-    import csv
-
-    with password_file.open(newline="", encoding="utf-8") as f:
-        for row in csv.DictReader(f):
-            if row.get("id") == user_id:
-                return row.get("password", "")
-    return ""
 
 
 def checklist(first: Finding) -> tuple[Words, ...]:
