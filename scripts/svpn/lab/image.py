@@ -40,6 +40,10 @@ LAB_PACKAGES: tuple[str, ...] = (
     # how real hosts are managed: the ssh scenario reaches its hosts over SSH as an unprivileged admin
     "openssh-server",
     "sudo",
+    # monitoring (issue 16): the exporters on concentrators and LBs use prometheus_client; the lab's app host
+    # runs Debian's Prometheus, which scrapes them (promtool checks its configuration and rules)
+    "python3-prometheus-client",
+    "prometheus",
 )
 
 IMAGE_REPO = "svpn-lab"
