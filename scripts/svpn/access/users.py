@@ -42,7 +42,7 @@ from svpn.access import roster
 from svpn.access.bundle_records import BundleState, PasswordFile, check_paths, default_passwords_file
 from svpn.access.bundles import profiles
 from svpn.access.bundles.bundle import BundleContext, UserInfo, load_farm_settings
-from svpn.access.pki import clock, keystore
+from svpn.access.pki import audit, clock, keystore
 from svpn.access.pki.ca import CA, load_ca, open_user_keys
 from svpn.access.pki.cert_index import Index, bulk
 from svpn.access.pki.pkidir import PkiDir, locked, require_ca
@@ -259,6 +259,8 @@ def _sync_locked(
     progress_factory: Callable[[int], Any] | None,
 ) -> SyncResult:
     with bulk(pki_dir) as index:  # loaded under the lock: the plan sees the last run's result
+        if bundles is not None:
+            bundles.events = index.notes  # the bundles' audit entries follow the certificates'
         current = roster.current_users(index)
         result, build = _plan(opts, pki_dir, people, bundles, current, now)
         if opts.dry_run:
@@ -373,6 +375,8 @@ def _update_details(
             record["full_name"] = change.person.name
             record["department"] = change.person.department
             index.dirty = True
+            details = {"full_name": change.person.name, "department": change.person.department}
+            index.notes.append(audit.Event("update", f"user {change.id}", details))
 
 
 @dataclass
@@ -383,6 +387,8 @@ class _Bundles:
     ctx: BundleContext
     state: BundleState
     passwords: PasswordFile
+    # What was built or removed, for the audit trail (a sync shares the index's notes: chained at its save)
+    events: list[audit.Event] = field(default_factory=list)
 
     @classmethod
     def open(cls, opts: SyncOptions, pki_dir: PkiDir) -> _Bundles:
@@ -401,6 +407,8 @@ class _Bundles:
             "profile": _profile_key(self.ctx, user),
         }
         self.state.set(person.id, entry)
+        details = {"serial": outcome.serial, "new_password": bool(outcome.password)}
+        self.events.append(audit.Event("bundle", f"user {person.id}", details))
         if outcome.password:  # a new PKCS#12
             row = {"id": person.id, "name": person.name, "email": person.email, "password": outcome.password,
                    "serial": outcome.serial, "created": clock.iso(clock.now())}  # fmt: skip
@@ -412,6 +420,7 @@ class _Bundles:
 
     def remove(self, user_id: str) -> None:
         profiles.remove_bundle(self.dir, user_id)
+        self.events.append(audit.Event("bundle_removed", f"user {user_id}"))
         self.passwords.remove(user_id)
         self.state.remove(user_id)
 
@@ -507,6 +516,7 @@ def build_one(
             outcome = next(runner.outcomes())
         bundles.record(person, outcome)
         bundles.save()
+        audit.append(pki_dir, bundles.events)
     return bundles.dir / user_id, bundles.passwords.path
 
 

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 import click
 
+from svpn.access.pki.audit import acting_as
 from svpn.core.ansible_inventory import VaultOptions
 
 
@@ -51,4 +52,23 @@ def vault_options(func: Callable[..., Any]) -> Callable[..., Any]:
         multiple=True,
         type=click.Path(dir_okay=False, path_type=str),
         help="A file with the vault password of the inventory's encrypted values (repeatable).",
+    )(wrapper)
+
+
+def audited(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--reason TEXT`` for a command that changes the PKI or the users: its changes go to the PKI's audit
+    trail (svpn.access.pki.audit) with that reason and the operator ($SVPN_OPERATOR, else the user behind
+    sudo, else the login name)."""
+
+    def wrapper(*args: Any, reason: str, **kw: Any) -> Any:
+        with acting_as(reason=reason):
+            return func(*args, **kw)
+
+    wrapper = functools.update_wrapper(wrapper, func)
+    return click.option(
+        "--reason",
+        default="",
+        metavar="TEXT",
+        help="Why: recorded with the changes in the PKI's audit trail (audit.jsonl), beside the operator "
+        "($SVPN_OPERATOR, else the user behind sudo, else the login name).",
     )(wrapper)

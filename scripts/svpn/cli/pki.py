@@ -4,6 +4,7 @@ issuing, revocation, cert_index, expiry, backup, restore). Also the PKI options 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -13,12 +14,12 @@ from typing import Any
 
 import click
 
-from svpn.access.pki import keystore
+from svpn.access.pki import audit, keystore
 from svpn.access.pki.backup import make_backup, size_text, summary_lines
 from svpn.access.pki.backup_format import read_header
 from svpn.access.pki.ca import load_ca
 from svpn.access.pki.ca_setup import add_ca_policy, ca_allows_user_policy, init_ca
-from svpn.access.pki.cert_index import identities_of_users, list_certs
+from svpn.access.pki.cert_index import Index, identities_of_users, list_certs
 from svpn.access.pki.cert_policy import USER_CERT_POLICY
 from svpn.access.pki.certs import KEY_TYPES
 from svpn.access.pki.expiry import CRL_WARN_DAYS, WARN_DAYS, expiry_warnings
@@ -34,7 +35,7 @@ from svpn.access.pki.validation import (
     validate_full_name,
     validate_id,
 )
-from svpn.cli.options import path_option, warn
+from svpn.cli.options import audited, path_option, warn
 from svpn.core.errors import SvpnError
 from svpn.core.paths import repo_root
 
@@ -101,6 +102,7 @@ def pki() -> None:
 @click.option("--key-type", type=click.Choice(KEY_TYPES), default="ecdsa384", show_default=True)
 @click.option("--days", type=click.IntRange(min=1), default=3650, show_default=True)
 @with_secret
+@audited
 def init_cmd(name: str, key_type: str, days: int, pki_dir: Path | None, passphrase_file: Path | None) -> None:
     """Create the CA (refuses to overwrite an existing one)."""
     pki_path = resolve_dir(pki_dir)
@@ -120,6 +122,7 @@ def init_cmd(name: str, key_type: str, days: int, pki_dir: Path | None, passphra
     "superseded and stays valid until it expires.",
 )
 @with_secret
+@audited
 def server_cmd(
     name: str,
     sans: tuple[str, ...],
@@ -146,6 +149,7 @@ def server_cmd(
 @click.option("--name", "full_name", default=None, help="Full name (kept in the index).")
 @click.option("--days", type=click.IntRange(min=1), default=730, show_default=True)
 @with_secret
+@audited
 def user_cmd(
     user_id: str,
     email: str | None,
@@ -171,6 +175,7 @@ def user_cmd(
 @click.argument("name", metavar="ID")
 @click.option("--server", "is_server", is_flag=True, help="ID is a concentrator NAME, not a user.")
 @with_secret
+@audited
 def revoke_cmd(name: str, is_server: bool, pki_dir: Path | None, passphrase_file: Path | None) -> None:
     """Revoke the current certificate of ID and rewrite the CRL."""
     pki_path = resolve_dir(pki_dir)
@@ -191,6 +196,7 @@ def revoke_cmd(name: str, is_server: bool, pki_dir: Path | None, passphrase_file
     "--days", type=click.IntRange(min=1), default=7, show_default=True, help="nextUpdate: now + days."
 )
 @with_secret
+@audited
 def crl_cmd(days: int, pki_dir: Path | None, passphrase_file: Path | None) -> None:
     """(Re)write crl.pem with every revoked serial."""
     pki_path = resolve_dir(pki_dir)
@@ -205,6 +211,7 @@ def crl_cmd(days: int, pki_dir: Path | None, passphrase_file: Path | None) -> No
 @click.option("--key-type", type=click.Choice(KEY_TYPES), default=None, help="Default: the current CA's.")
 @click.option("--days", type=click.IntRange(min=1), default=3650, show_default=True)
 @with_secret
+@audited
 def ca_rollover_cmd(
     name: str, key_type: str | None, days: int, pki_dir: Path | None, passphrase_file: Path | None
 ) -> None:
@@ -227,6 +234,7 @@ def ca_rollover_cmd(
 
 @pki.command("ca-retire")
 @_dir_option
+@audited
 def ca_retire_cmd(pki_dir: Path | None) -> None:
     """End a CA rollover: the previous CA's files go to ca/retired/SERIAL/; concentrators stop trusting it
     (and its users) on the next playbooks/rotate-certs.yml. No passphrase needed: nothing is signed."""
@@ -235,6 +243,37 @@ def ca_retire_cmd(pki_dir: Path | None) -> None:
         result = retire_previous(pki_path)
     click.echo(f"retired: ca {result.name} (serial {result.serial}, moved to {result.moved_to})")
     click.echo("next: ansible-playbook playbooks/rotate-certs.yml")
+
+
+class AuditBroken(SvpnError):
+    """`svpn pki audit` found the hash chain broken (the finding is the message)."""
+
+    exit_code = 1
+
+
+@pki.command("audit")
+@click.option("--last", type=click.IntRange(min=0), default=20, show_default=True, help="Entries to show.")
+@click.option("--json", "as_json", is_flag=True, help="The verdict and the entries shown, as JSON.")
+@_dir_option
+def audit_cmd(last: int, as_json: bool, pki_dir: Path | None) -> None:
+    """Verify the audit trail's hash chain (and the newest entry index.json records), show the newest
+    entries. Exit 1 when the chain is broken. Read-only; no passphrase."""
+    pki_path = resolve_dir(pki_dir)
+    path = audit.audit_path(pki_path)
+    check = audit.verify_chain(path, Index.load(pki_path).audit_head)
+    shown = audit.read_entries(path)[-last:] if last and check.first_bad != 1 else []
+    if as_json:
+        data = {"path": str(path), **dataclasses.asdict(check), "entries": [audit.to_json(e) for e in shown]}
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    else:
+        for entry in shown:
+            reason = f" ({entry.reason})" if entry.reason else ""
+            line = f"{entry.seq:>6} {entry.time} {entry.operator}: {entry.action} {entry.subject}{reason}"
+            click.echo(line)
+    if not check.ok:
+        raise AuditBroken(f"audit trail {path} is broken at entry {check.first_bad}: {check.problem}")
+    if not as_json:
+        click.echo(f"ok: {path}: {check.entries} entries, the chain verifies (newest {check.head[:16]})")
 
 
 @pki.command("list")

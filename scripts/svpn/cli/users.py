@@ -20,7 +20,7 @@ from rich.progress import (
 )
 
 from svpn.access import users as lib
-from svpn.cli.options import path_option, vault_options
+from svpn.cli.options import audited, path_option, vault_options
 from svpn.cli.pki import read_passphrase, resolve_dir, with_secret
 from svpn.core.ansible_inventory import VaultOptions
 from svpn.core.paths import repo_root
@@ -126,6 +126,7 @@ def users() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @vault_options
 @with_secret
+@audited
 def sync_cmd(
     roster_path: Path,
     bundles: Path | None,
@@ -241,6 +242,7 @@ def profiles() -> None:
 @_legacy_option
 @vault_options
 @with_secret
+@audited
 def build_cmd(
     user_id: str,
     bundles: Path,

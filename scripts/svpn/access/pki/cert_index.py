@@ -25,7 +25,7 @@ from typing import Any
 
 from cryptography import x509
 
-from svpn.access.pki import clock
+from svpn.access.pki import audit, clock
 from svpn.access.pki.cert_policy import cert_policies
 from svpn.access.pki.certs import load_cert, serial_hex
 from svpn.access.pki.pkidir import Kind, PkiDir, as_dir, require_ca
@@ -44,6 +44,12 @@ class Index:
     certs: list[dict[str, Any]] = field(default_factory=list)
     crl_number: int = 0
     dirty: bool = False
+    # The audit trail's newest entry as of the last save ({"seq", "hash"}): a log cut short is found.
+    audit_head: dict[str, Any] = field(default_factory=dict)
+    # Changes that are not in the records (a bundle built), chained after the records' own at save.
+    notes: list[audit.Event] = field(default_factory=list)
+    _seen: dict[str, str] = field(default_factory=dict, repr=False)  # serial -> status as loaded/saved
+    _seen_crl: int = field(default=0, repr=False)
 
     @classmethod
     def load(cls, pki_dir: PkiDir | Path) -> Index:
@@ -60,14 +66,35 @@ class Index:
             raise SvpnError(
                 f"index {str(path)!r} is unreadable or malformed ({err.__class__.__name__})"
             ) from None
-        return cls(certs=certs, crl_number=crl_number)
+        head = data.get("audit") if isinstance(data.get("audit"), dict) else {}
+        index = cls(certs=certs, crl_number=crl_number, audit_head=head)
+        index.mark_seen()
+        return index
+
+    def mark_seen(self) -> None:
+        """The records as they are now are the audit trail's last word: :meth:`changes` counts from here."""
+        self._seen = {str(r["serial"]): str(r["status"]) for r in self.certs}
+        self._seen_crl = self.crl_number
+
+    def changes(self) -> list[audit.Event]:
+        """What changed since load or the last save, as audit events (then :attr:`notes`)."""
+        return [*record_events(self.certs, self._seen, self._seen_crl, self.crl_number), *self.notes]
 
     def to_json(self) -> str:
-        data = {"version": INDEX_VERSION, "crl_number": self.crl_number, "certs": self.certs}
+        data: dict[str, Any] = {"version": INDEX_VERSION, "crl_number": self.crl_number, "certs": self.certs}
+        if self.audit_head:
+            data["audit"] = self.audit_head
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
     def save(self, pki_dir: PkiDir | Path) -> None:
+        """Chain the changes onto the audit trail first (an entry may outlive a failed save, never the
+        reverse), then write index.json."""
+        entry = audit.append(pki_dir, self.changes())
+        if entry is not None:
+            self.audit_head = {"seq": entry.seq, "hash": entry.hash}
         atomic_write(as_dir(pki_dir).index, self.to_json(), 0o600)
+        self.notes.clear()
+        self.mark_seen()
         self.dirty = False
 
     def current(self, kind: Kind, name: str) -> dict[str, Any] | None:
@@ -93,6 +120,33 @@ class Index:
                 old["status"] = "superseded"
         self.certs.append(record)
         self.dirty = True
+
+
+def record_events(
+    certs: list[dict[str, Any]], seen: Mapping[str, str], seen_crl: int, crl_number: int
+) -> list[audit.Event]:
+    """The audit events of the records' changes: certificates issued (``renew`` when the name had one),
+    revoked or otherwise changed in status (a superseded one is implied by its renewal), a new CRL."""
+    names_seen = {(r["kind"], r["name"]) for r in certs if str(r["serial"]) in seen}
+    events: list[audit.Event] = []
+    for record in certs:
+        serial, status = str(record["serial"]), str(record["status"])
+        subject = f"{record['kind']} {record['name']}"
+        if serial not in seen:
+            action = "renew" if (record["kind"], record["name"]) in names_seen else "issue"
+            details = {"serial": serial, "not_after": record["not_after"]}
+            details.update({k: record[k] for k in ("email", "full_name") if record.get(k)})
+            events.append(audit.Event(action, subject, details))
+            if status == "revoked":
+                events.append(audit.Event("revoke", subject, {"serial": serial, "revoked_at": record["revoked_at"]}))
+        elif status != seen[serial] and status != "superseded":
+            if status == "revoked":
+                events.append(audit.Event("revoke", subject, {"serial": serial, "revoked_at": record["revoked_at"]}))
+            else:
+                events.append(audit.Event("status", subject, {"serial": serial, "from": seen[serial], "to": status}))
+    if crl_number != seen_crl:
+        events.append(audit.Event("crl", "crl", {"number": crl_number}))
+    return events
 
 
 def held_email(record: Mapping[str, Any], now: dt.datetime) -> str | None:
@@ -129,7 +183,7 @@ def bulk(pki_dir: PkiDir | Path) -> Iterator[Index]:
     try:
         yield index
     finally:
-        if index.dirty:
+        if index.dirty or index.notes:
             index.save(pki_dir)
 
 

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from svpn.access.pki import clock
+from svpn.access.pki import audit, clock
 from svpn.access.pki.ca import CA
 from svpn.access.pki.cert_index import Index, index_record
 from svpn.access.pki.cert_policy import policies_for
@@ -177,6 +177,7 @@ def retire_previous(pki_dir: PkiDir | Path) -> RetireResult:
             os.replace(source, dest)
     if servers_dir.exists() and not any(servers_dir.iterdir()):
         servers_dir.rmdir()
+    audit.append(pki, [audit.Event("ca_retire", f"ca {common_name(cert.subject)}", {"serial": serial})])
     return RetireResult(common_name(cert.subject), serial, target)
 
 
