@@ -6,6 +6,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 
+from svpn.access.pki.audit import current_actor
 from svpn.core.errors import SvpnError
 from svpn.helpdesk.answers import (
     ActionResult,
@@ -150,6 +151,7 @@ class FakeHelpdesk:
     def rebuild_bundle(self, user_id: str) -> ActionResult:
         self._known(user_id)
         self.calls.append(("rebuild-bundle", user_id))
+        self.last_actor = current_actor()  # whom the PKI's audit trail would name
         self.last_secret = secrets.token_urlsafe(12)
         words = Words(
             "새 비밀번호로 번들을 다시 만들었습니다", f"rebuilt the bundle of {user_id} with a new password"

@@ -173,6 +173,9 @@ def test_the_audit_line_of_a_rebuild_never_holds_the_password(page: Page) -> Non
         "result": "ok",
     }
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", last["time"])
+    # the PKI's audit trail would name the agent and where the request came from
+    actor = page.backend.last_actor
+    assert (actor.operator, actor.reason) == (f"helpdesk:{AGENT}", f"helpdesk rebuild-bundle from {LOCAL}")
 
 
 def test_failed_logins_are_delayed_audited_and_then_throttled(tmp_path: Path, agents_file: Path) -> None:

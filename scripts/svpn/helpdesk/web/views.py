@@ -13,6 +13,7 @@ from typing import Any
 
 import flask
 
+from svpn.access.pki.audit import acting_as
 from svpn.core.errors import SvpnError
 from svpn.helpdesk.answers import ActionResult, Explanation, Unreachable, User, WhereisAnswer, Words
 from svpn.helpdesk.web import audit, login
@@ -133,7 +134,9 @@ def _act(action: str, user_id: str, run: Callable[[str], ActionResult]) -> Any:
     if agent is None:
         return login.to_login(flask.url_for("helpdesk.user", user_id=user_id))
     try:
-        result = run(user_id)
+        # a PKI change (a rebuilt bundle) goes to the PKI's audit trail as this agent's, from this address
+        with acting_as(f"helpdesk:{agent}", f"helpdesk {action} from {remote_addr()}"):
+            result = run(user_id)
     except SvpnError as err:
         result = ActionResult(action, user_id, False, Words(str(err), str(err)))
     except Exception as err:
