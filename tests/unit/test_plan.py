@@ -48,7 +48,7 @@ def test_defaults_are_documented_with_sources() -> None:
     assert p.inside_vip == "198.18.71.10"
     assert p.internal_networks == ("198.18.72.0/24",)
     assert "docs/benchmarks.md" in p.source("ike_sas_per_node")
-    assert "2.7 ms" in p.source("setup_rate_per_core")
+    assert "ECP-384" in p.source("setup_rate_per_core") and "--calibration" in p.source("setup_rate_per_core")
     assert "estimate" in p.source("esp_gbps_per_core")
 
 
@@ -480,3 +480,45 @@ def test_text_and_json_views() -> None:
     data = plan_data(farm)
     assert data["node_count"] == 4 and data["binding"] == "sessions" and data["pools"]["prefix"] == 19
     assert data["input"]["users"] == 10000 and len(data["input_sha256"]) == 64
+
+
+# --------------------------------------------------------------------------- capacity with nodes down
+
+
+def _plan(users: int, **extra: Any) -> Plan:
+    return make_plan(resolve_input([({"users": users, **extra}, "command line")]))
+
+
+def test_the_10000_example_counts_the_biggest_survivors_share_not_survivors_times_the_limit() -> None:
+    from svpn.planning.capacity_doc import farm_capacity, survivor_buckets
+
+    plan = _plan(10000)
+    assert (plan.node_count, plan.pools.failed, plan.buckets) == (4, 1, 256)
+    assert survivor_buckets(plan) == 86  # 256 buckets over 3 survivors: 86 + 85 + 85
+    assert farm_capacity(plan) == math.floor(5000 * 256 / 86) == 14883  # not 3 x 5,000 = 15,000
+
+
+@settings(max_examples=25, deadline=None)
+@given(users=st.integers(min_value=200, max_value=40000), redundancy=st.sampled_from(["N+1", "N+2"]))
+def test_at_the_stated_capacity_no_survivor_holds_more_than_its_limit(users: int, redundancy: str) -> None:
+    """Spread the stated capacity over the LB's real bucket table with every choice of failed nodes: the
+    fullest survivor stays within the tightest per-node limit, and one more user per bucket would not."""
+    from svpn.planning.capacity_doc import farm_capacity
+
+    try:
+        plan = _plan(users, redundancy=redundancy)
+    except SvpnError:  # a plan the default supernet cannot hold (its own tests cover that error)
+        assume(False)
+        raise
+    limit = min(r.users_per_node for r in plan.sizing.limits)
+    capacity = farm_capacity(plan)
+    names = [node.name for node in plan.concentrators]
+    fullest = 0
+    for down in itertools.combinations(names, plan.pools.failed):
+        owners = bucket_owners([n for n in names if n not in down], plan.buckets)
+        fullest = max(fullest, max(owners.count(n) for n in set(owners)))
+    assert capacity * fullest / plan.buckets <= limit
+    smallest_pool = min(node.pool_addresses for node in plan.concentrators)
+    assert smallest_pool >= capacity * fullest / plan.buckets
+    if capacity < smallest_pool * plan.buckets // fullest:  # the limit binds, not a pool: nothing left over
+        assert (capacity + 1) * fullest / plan.buckets > limit

@@ -9,12 +9,14 @@ Imports svpn.planning's numbers, defaults, model and sizing.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from html import escape
 
+from svpn.farm.buckets import buckets_per_node
 from svpn.planning.defaults import LIMIT_KEYS, PROFILES
 from svpn.planning.model import Plan, PlanInput
 from svpn.planning.numbers import fmt, frac
@@ -28,18 +30,33 @@ HEADROOM_AXIS_MIN = -50
 # --------------------------------------------------------------------------- figures the text and chart share
 
 
+def survivor_buckets(plan: Plan) -> int:
+    """The most buckets one survivor owns with the plan's failures, from the LB's own bucket table
+    (:func:`svpn.farm.buckets.buckets_per_node`) for every choice of failed nodes (the balance cap makes
+    it ceil(buckets / survivors); beyond 500 choices that bound is used)."""
+    names = [node.name for node in plan.concentrators]
+    failed = plan.pools.failed
+    survivors = len(names) - failed
+    if math.comb(len(names), failed) > 500:
+        return math.ceil(plan.buckets / survivors)
+    return max(
+        max(buckets_per_node([n for n in names if n not in down], plan.buckets).values())
+        for down in itertools.combinations(names, failed)
+    )
+
+
 def farm_capacity(plan: Plan) -> int:
     """Concurrent users this farm carries with its planned failures, keeping no headroom.
 
-    The lower of: the survivors under the tightest per-node limit, and what the smallest pool admits
-    (a survivor owns at most ceil(buckets / survivors) of the buckets, hence that share of the users).
+    Source-address hashing spreads the users by bucket, so the survivor owning the most buckets reaches a
+    limit first: the farm carries per-node limit x buckets / that survivor's buckets (not survivors x the
+    limit), and no more than its smallest pool admits on that share.
     """
-    survivors = plan.node_count - plan.pools.failed
     per_node = min(result.users_per_node for result in plan.sizing.limits)
-    by_limits = math.floor(survivors * per_node)
+    share = survivor_buckets(plan)
+    by_limits = math.floor(per_node * plan.buckets / share)
     smallest_pool = min(node.pool_addresses for node in plan.concentrators)
-    max_buckets = math.ceil(plan.buckets / survivors)
-    by_pools = smallest_pool * plan.buckets // max_buckets
+    by_pools = smallest_pool * plan.buckets // share
     return min(by_limits, by_pools)
 
 
@@ -210,6 +227,7 @@ def _words(plan: Plan) -> list[str]:
     tightest = next(result for result in sizing.limits if result.key == sizing.binding)
     capacity = farm_capacity(plan)
     capacity_users = math.floor(capacity * 100 / frac(inp.concurrency_percent))
+    share, limit = survivor_buckets(plan), fmt(math.floor(tightest.users_per_node))
     lb_gbps = sizing.concurrent * profile.mbps_per_user / 1000
     spares = f"{sizing.spares} spare node{'s' if sizing.spares != 1 else ''}"
     return [
@@ -232,7 +250,9 @@ def _words(plan: Plan) -> list[str]:
         "",
         f"With {plan.pools.failed} node{'s' if plan.pools.failed != 1 else ''} down, this farm carries up to "
         f"**{capacity:,} concurrent users** before its headroom is gone ({capacity_users:,} users at "
-        f"{fmt(inp.concurrency_percent)} % peak). The active load balancer forwards all "
+        f"{fmt(inp.concurrency_percent)} % peak): users spread by LB bucket, and a survivor owning "
+        f"{share} of {plan.buckets} buckets reaches {limit} users when the farm holds "
+        f"{limit} x {plan.buckets} / {share}. The active load balancer forwards all "
         "tunnel traffic: "
         f"about {fmt(lb_gbps)} Gbps at the peak; users behind one carrier-grade NAT share an address "
         "and so a node, which the headroom also has to absorb.",
@@ -293,7 +313,6 @@ def _why_nodes_section(plan: Plan) -> list[str]:
 
 
 def _layout_section(plan: Plan) -> list[str]:
-    survivors = plan.node_count - plan.pools.failed
     return [
         "## Pools, addresses and LB buckets",
         "",
@@ -326,7 +345,7 @@ def _layout_section(plan: Plan) -> list[str]:
         "a balance "
         "cap), so they are not stored in the inventory. With all nodes up each owns "
         f"{_span(plan.bucket_counts.values())} buckets; with "
-        f"{plan.pools.failed} down each survivor owns at most {math.ceil(plan.buckets / survivors)}.",
+        f"{plan.pools.failed} down each survivor owns at most {survivor_buckets(plan)}.",
         "",
     ]
 

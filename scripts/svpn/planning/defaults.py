@@ -17,7 +17,7 @@ LIMIT_KEYS = ("ike_sas_per_node", "setup_rate_per_core", "esp_gbps_per_core", "r
 
 DEFAULT_LIMITS: dict[str, Number] = {
     "ike_sas_per_node": 5000,
-    "setup_rate_per_core": 370,
+    "setup_rate_per_core": 226,
     "esp_gbps_per_core": 1,
     "rss_kib_per_user": 36,
 }
@@ -27,8 +27,10 @@ DEFAULT_LIMIT_SOURCES: dict[str, str] = {
         "leaving room for rekeying, DPD and make-before-break reauthentication"
     ),
     "setup_rate_per_core": (
-        "default: 1 / 2.7 ms of responder CPU per IKE setup measured in the lab (docs/benchmarks.md), "
-        "rounded down; the cost per setup grows with the SAs a node already holds, which the headroom covers"
+        "default: ECP-384 (aes256gcm16-prfsha384-ecp384, the IKE proposal every generated profile offers "
+        "first), 226 setups/s per core: the lab's calibration from `svpn loadtest --json` with 10,000 users "
+        "(docs/benchmarks.md); curve25519 clients cost half; the cost per setup grows with the SAs a node "
+        "already holds, which the headroom covers; replace it with your own: `svpn plan --calibration FILE`"
     ),
     "esp_gbps_per_core": (
         "default: estimate for AES-GCM with AES-NI in the kernel's ESP; not measured (the lab has "
