@@ -5,7 +5,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 STAMP := $(VENV)/.bootstrap-$(shell cat pyproject.toml scripts/bootstrap.sh | sha256sum | cut -c1-12)
-SCENARIOS ?= default farm scale loadtest ssh
+SCENARIOS ?= default farm scale ssh
 
 .PHONY: bootstrap lab lab-down lab-status bench-scale bench bench-helpdesk test test-kernel lint unit molecule clean
 
@@ -45,7 +45,8 @@ unit: bootstrap
 molecule: bootstrap
 	svpn lab prepare
 	set -o pipefail; rc=0; \
-	for s in $(SCENARIOS); do molecule test -s $$s || { rc=$$?; break; }; done; \
+	for s in $(SCENARIOS); do echo "== molecule $$s: start $$(date -u +%T)"; molecule test -s $$s || { rc=$$?; break; }; \
+		echo "== molecule $$s: done $$(date -u +%T)"; done; \
 	svpn lab host-cleanup; exit $$rc
 
 ## make test-kernel: the kernel's ESP (concentrator_data_plane: kernel) on a QEMU guest with Debian's kernel,
@@ -53,8 +54,8 @@ molecule: bootstrap
 test-kernel: bootstrap
 	scripts/bootstrap.sh vm
 	svpn lab prepare
-	set -o pipefail; rc=0; \
-	molecule test -s kernel || rc=$$?; \
+	set -o pipefail; rc=0; echo "== molecule kernel: start $$(date -u +%T)"; \
+	molecule test -s kernel || rc=$$?; echo "== molecule kernel: done $$(date -u +%T)"; \
 	svpn lab vm down --all; svpn lab host-cleanup; exit $$rc
 
 ## make bench: 10,000 users through the LB onto the lab farm, a reconnect storm, then 10,000 with the farm's

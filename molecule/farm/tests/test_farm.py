@@ -16,6 +16,7 @@ import os
 import re
 import subprocess
 import time
+from ipaddress import ip_network
 from pathlib import Path
 
 from svpn_testing.scenario import ScenarioHosts, run_loadtest
@@ -23,6 +24,7 @@ from svpn_testing.scenario import ScenarioHosts, run_loadtest
 from svpn.core.ping import longest_gap
 from svpn.farm.buckets import bucket_owners
 from svpn.farm.lbhash import bucket_of
+from svpn.loadtest.names import GENERATOR_CONTAINER_PREFIX, SOURCE_RANGE
 
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 REPORT = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"]) / ".lab" / "reports" / "farm.json"
@@ -218,6 +220,33 @@ def test_rolling_upgrade_under_load_moves_every_user_and_loses_none():
     _record("upgrade_longest_data_gap_seconds", max(gaps.values()))
     _record("upgrade_data_gaps_per_user_seconds", gaps)
     assert max(gaps.values()) < UPGRADE_GAP_GOAL, gaps
+
+
+def test_the_load_test_spread_as_predicted_measured_and_left_nothing_behind():
+    """The load path itself (once molecule/loadtest's own farm; folded here to spare CI a farm): the
+    upgrade run's 300 users came up with a CHILD SA and a virtual IP, spread as svpn.farm.lbhash and the
+    bucket table predict, gave the planner its figures, and nothing of the run remains on any host."""
+    report = json.loads(UPGRADE_REPORT.read_text())
+    assert report["ramp"]["up"] == LOAD_USERS and report["ramp"]["failed"] == 0, report["ramp"]["failures"]
+    assert sum(report["spread"]["counts"].values()) == LOAD_USERS  # counted on the nodes themselves
+    assert report["spread"]["counts"] == report["spread_predicted"], report["spread"]
+    assert set(report["spread"]["counts"]) == set(NODES)
+    assert all(report["concentrators"][node]["cpu_ms_per_setup"] > 0 for node in NODES)
+    assert report["calibration"]["setup_rate_per_core"] > 0
+    assert report["cleanup"]["clean"], report["cleanup"]
+    for name in NODES:
+        node = _host(name)
+        for listing in ("--list-conns", "--list-authorities", "--list-pools", "--list-certs", "--list-sas"):
+            out = node.check_output(f"swanctl {listing}")
+            assert "svpn-loadtest" not in out and "load-test CA" not in out, f"{name} {listing}:\n{out}"
+        assert "svpn-loadtest" not in node.check_output("ls /etc/swanctl/conf.d /etc/swanctl/x509ca")
+    for lb in LBS:  # the generators' source addresses were routed through the LBs for the run only
+        routes = json.loads(_host(lb).check_output("ip -4 -j route show"))
+        dests = [r["dst"] for r in routes if r["dst"] != "default"]
+        left = [dst for dst in dests if ip_network(dst).overlaps(SOURCE_RANGE)]
+        assert not left, (lb, left)
+    names = subprocess.run(["docker", "ps", "-a", "--format", "{{.Names}}"], capture_output=True, text=True)
+    assert not [n for n in names.stdout.split() if n.startswith(GENERATOR_CONTAINER_PREFIX)]
 
 
 def _vip_holders() -> list[str]:
