@@ -146,8 +146,13 @@ def _auth(body: str, side: str) -> str:
     inner = match["inner"]
     cls = re.search(_AUTH_CLASS, inner)
     words = [cls["cls"] if cls else "unknown class"]
-    for key, label in (("id", "id"), ("certs", "cert"), ("revocation", "revocation"),
-                       ("cert_policy", "policy"), ("cacerts", "CA")):  # fmt: skip
+    for key, label in (
+        ("id", "id"),
+        ("certs", "cert"),
+        ("revocation", "revocation"),
+        ("cert_policy", "policy"),
+        ("cacerts", "CA"),
+    ):
         value = _field(inner, key)
         if value:
             words.append(f"{label} {value}")

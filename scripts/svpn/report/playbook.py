@@ -89,18 +89,29 @@ def run_drift_play(
 ) -> tuple[list[FileCheck], dict[str, str]]:
     """Run the drift play (read-only) on every concentrator and LB; SvpnError when it cannot run at all."""
     binary = Path(sys.executable).with_name("ansible-playbook")
-    argv = [os.fspath(binary) if binary.exists() else "ansible-playbook", "-i", os.fspath(inventory),
-            os.fspath(repo_playbook()), "--forks", "50"]  # fmt: skip
+    argv = [
+        os.fspath(binary) if binary.exists() else "ansible-playbook",
+        "-i",
+        os.fspath(inventory),
+        os.fspath(repo_playbook()),
+        "--forks",
+        "50",
+    ]
     argv += [f"--vault-password-file={f}" for f in vault.password_files]
     argv += [f"--vault-id={v}" for v in vault.vault_ids]
     root = repo_playbook().parent.parent
-    env = {"ANSIBLE_ROLES_PATH": os.fspath(root / "roles"),
-           "ANSIBLE_FILTER_PLUGINS": os.fspath(root / "plugins" / "filter"), **os.environ,
-           "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json", "ANSIBLE_DEPRECATION_WARNINGS": "0",
-           "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1"}  # fmt: skip
+    env = {
+        "ANSIBLE_ROLES_PATH": os.fspath(root / "roles"),
+        "ANSIBLE_FILTER_PLUGINS": os.fspath(root / "plugins" / "filter"),
+        **os.environ,
+        "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
+        "ANSIBLE_DEPRECATION_WARNINGS": "0",
+        "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
+    }
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout,
-                              stdin=subprocess.DEVNULL)  # fmt: skip
+        done = subprocess.run(
+            argv, capture_output=True, text=True, env=env, timeout=timeout, stdin=subprocess.DEVNULL
+        )
     except subprocess.TimeoutExpired:
         raise SvpnError(f"the drift play gave no answer within {timeout:.0f} s") from None
     try:
