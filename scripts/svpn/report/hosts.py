@@ -170,7 +170,7 @@ def parse_conn_policies(text: str) -> list[ConnPolicy]:
         children_at = body.find(" children {")
         head, children = (body, "") if children_at < 0 else (body[:children_at], body[children_at:])
         child_list = []
-        for child in re.finditer(r"(\S+) \{mode=(\S+)(?P<inner>[^{}]*)\}", children):
+        for child in re.finditer(r"([^\s{}]+) \{mode=(\S+)(?P<inner>[^{}]*)\}", children):
             local_ts = _field(child["inner"], "local-ts")
             rekey = _field(child["inner"], "rekey_time")
             child_list.append(f"{child[1]}: {child[2]}, local {local_ts or '?'}, rekey {rekey or '?'} s")

@@ -27,7 +27,7 @@ PLAY_SECONDS = 120.0
 def changed_lines(found: str, expected: str) -> str:
     """The first lines that differ: "-" as the host has them, "+" as the role would write them."""
     lines = [
-        " ".join(line.split())
+        f"{line[0]} {' '.join(line[1:].split())}"
         for line in difflib.unified_diff(found.splitlines(), expected.splitlines(), lineterm="", n=0)
         if not line.startswith(("---", "+++", "@@"))
     ]
