@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -18,6 +19,9 @@ from svpn.cli.options import path_option, vault_options
 from svpn.core.ansible_inventory import VaultOptions
 from svpn.core.errors import SvpnError
 from svpn.core.paths import repo_root
+
+if TYPE_CHECKING:
+    from svpn.report.model import Report
 
 EXPIRING_DAYS = 30
 STEPS = ("inventory", "hosts", "certificates", "audit trail", "drift play", "building", "writing")
@@ -76,11 +80,9 @@ def report(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from svpn.core.files import atomic_write
-    from svpn.helpdesk.answers import to_json
     from svpn.report.html import render_html
     from svpn.report.markdown import render_markdown
     from svpn.report.read import read_report
-    from svpn.report.sections import sections
 
     if out.exists() and not out.is_dir():
         raise SvpnError(f"--out: {out} is not a directory")
@@ -108,32 +110,40 @@ def report(
         atomic_write(out / "report.html", render_html(farm))
         atomic_write(out / "report.md", render_markdown(farm))
     if as_json:
-        document = {
-            "exit_code": farm.exit_code,
-            "html": str(out / "report.html"),
-            "markdown": str(out / "report.md"),
-            "differences": to_json(list(farm.differences)),
-            "unreachable": list(farm.unreachable),
-            "audit": {
-                "ok": farm.audit.ok,
-                "entries": len(farm.audit.entries),
-                "first_bad": farm.audit.first_bad,
-                "problem": farm.audit.problem,
-            },
-            "timings": farm.timings,
-            "sections": to_json(sections(farm)),
-        }
-        click.echo(json.dumps(document, ensure_ascii=False))
+        click.echo(json.dumps(_document(farm, out), ensure_ascii=False))
     else:
-        click.echo(f"wrote {out / 'report.html'} and {out / 'report.md'} in {farm.timings['total']:.1f} s")
-        for d in farm.differences:
-            click.echo(f"drift: {d.host}: {d.what}: expected {d.expected}; found {d.found}")
-        if farm.audit.available and not farm.audit.ok:
-            click.echo(
-                f"audit: the hash chain is broken at entry {farm.audit.first_bad}: {farm.audit.problem}"
-            )
+        _tell(farm, out)
     if farm.exit_code:
         raise FindingsReported(
             f"{len(farm.differences)} difference(s), {len(farm.unreachable)} unreachable host(s), audit "
             f"chain {'verifies' if farm.audit.ok else 'broken'}: see {out / 'report.html'}"
         )
+
+
+def _document(farm: Report, out: Path) -> dict[str, Any]:
+    from svpn.helpdesk.answers import to_json
+    from svpn.report.sections import sections
+
+    return {
+        "exit_code": farm.exit_code,
+        "html": str(out / "report.html"),
+        "markdown": str(out / "report.md"),
+        "differences": to_json(list(farm.differences)),
+        "unreachable": list(farm.unreachable),
+        "audit": {
+            "ok": farm.audit.ok,
+            "entries": len(farm.audit.entries),
+            "first_bad": farm.audit.first_bad,
+            "problem": farm.audit.problem,
+        },
+        "timings": farm.timings,
+        "sections": to_json(sections(farm)),
+    }
+
+
+def _tell(farm: Report, out: Path) -> None:
+    click.echo(f"wrote {out / 'report.html'} and {out / 'report.md'} in {farm.timings['total']:.1f} s")
+    for d in farm.differences:
+        click.echo(f"drift: {d.host}: {d.what}: expected {d.expected}; found {d.found}")
+    if farm.audit.available and not farm.audit.ok:
+        click.echo(f"audit: the hash chain is broken at entry {farm.audit.first_bad}: {farm.audit.problem}")
