@@ -27,7 +27,8 @@ MAY_IMPORT: dict[str, set[str]] = {
     "lab": {"access", "farm", "core"},
     "loadtest": {"lab", "access", "farm", "core"},
     "helpdesk": {"access", "farm", "core"},
-    "cli": {"helpdesk", "loadtest", "lab", "access", "inventory", "planning", "farm", "core"},
+    "report": {"helpdesk", "access", "inventory", "planning", "farm", "core"},
+    "cli": {"report", "helpdesk", "loadtest", "lab", "access", "inventory", "planning", "farm", "core"},
 }
 TOP_LEVEL = {"svpn", "svpn.__main__"}  # the package's face (version) and `python -m svpn`
 MAX_MODULE_LINES = 600

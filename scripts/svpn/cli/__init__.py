@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "whereis": "svpn.cli.helpdesk:whereis",
     "explain": "svpn.cli.helpdesk:explain",
     "helpdesk": "svpn.cli.helpdesk_web:helpdesk",
+    "report": "svpn.cli.report:report",
 }
 
 
