@@ -20,8 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from selenium.webdriver.common.by import By
 from svpn_testing.browser import headless_chromium
 from svpn_testing.scenario import ScenarioHosts
+
+from svpn.access.pki import audit
 
 ROOT = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"])
 EPHEMERAL = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
@@ -35,10 +38,6 @@ ENV = {**os.environ, "ANSIBLE_CONFIG": str(EPHEMERAL / "ansible.cfg")}
 
 testinfra_hosts = ["ansible://farm-app1"]
 LAB = ScenarioHosts(os.environ["MOLECULE_INVENTORY_FILE"], REPORT, "198.18.22.20")
-
-By: Any
-with contextlib.suppress(ImportError):
-    from selenium.webdriver.common.by import By
 
 
 def report(*args: str) -> tuple[int, dict[str, Any], float]:
@@ -120,7 +119,6 @@ def test_a_proposal_edited_by_hand_is_drift_naming_the_node_and_file(baseline: d
 
 
 def test_a_hand_edit_of_an_old_audit_entry_breaks_the_chain_there(baseline: dict[str, Any]) -> None:
-    audit = pytest.importorskip("svpn.access.pki.audit")
     path = audit.audit_path(PKI)
     lines = path.read_text(encoding="utf-8").splitlines()
     assert baseline["audit"]["ok"] and baseline["audit"]["entries"] == len(lines) >= 2, baseline["audit"]

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from svpn.access.pki import clock
+from svpn.access.pki import audit, clock
 from svpn.access.pki.cert_index import Index
 from svpn.core.ansible_inventory import ANSIBLE_WAY, VaultOptions, read_inventory
 from svpn.core.errors import SvpnError
@@ -30,12 +30,12 @@ def read_audit(pki_dir: Path | None, why: str = "") -> Audit:
     """The PKI's audit trail and whether its hash chain verifies (svpn.access.pki.audit)."""
     if pki_dir is None:
         return Audit(False, "", (), False, None, why or "no PKI directory")
-    try:
-        from svpn.access.pki import audit
-    except ImportError:
-        return Audit(False, "", (), True, None, "this svpn has no audit trail module")
     path = audit.audit_path(pki_dir)
-    check = audit.verify_chain(path)
+    try:  # the newest entry index.json records: a log cut short after it is found too
+        head = Index.load(pki_dir).audit_head
+    except SvpnError:
+        head = {}
+    check = audit.verify_chain(path, head)
     try:
         entries = tuple(audit.read_entries(path))
     except SvpnError as err:
