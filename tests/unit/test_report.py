@@ -162,3 +162,15 @@ def test_a_pki_that_cannot_be_read_leaves_the_rest() -> None:
     r = report(pki_why="index unreadable", users=())
     assert r.access.why == "index unreadable" and r.policies and r.capacity.rows
     assert build_report(inputs(play_why="the drift play failed: x")).differences[-1].host == "controller"
+
+
+def test_thousands_of_unknown_live_identities_are_counted_not_listed() -> None:
+    from svpn.report.sections import UNKNOWN_SHOWN, _unknown_notes
+
+    unknown = tuple(f"conc1: CN=g1-u{i}, OU=svpn-loadtest" for i in range(UNKNOWN_SHOWN + 3000))
+    notes = _unknown_notes(unknown)
+    assert len(notes) == UNKNOWN_SHOWN + 1 and notes[0].endswith(unknown[0])
+    assert notes[-1].startswith("... and 3,000 more")
+    assert _unknown_notes(unknown[:2]) == [
+        f"live IKE SA of an identity no user certificate carries: {u}" for u in unknown[:2]
+    ]
