@@ -27,6 +27,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "lab": {"access", "farm", "core"},
     "loadtest": {"lab", "access", "farm", "core"},
     "helpdesk": {"access", "farm", "core"},
+    "metrics": {"helpdesk", "farm", "core"},
     "cli": {"helpdesk", "loadtest", "lab", "access", "inventory", "planning", "farm", "core"},
 }
 TOP_LEVEL = {"svpn", "svpn.__main__"}  # the package's face (version) and `python -m svpn`
