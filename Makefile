@@ -7,7 +7,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 STAMP := $(VENV)/.bootstrap-$(shell cat pyproject.toml scripts/bootstrap.sh | sha256sum | cut -c1-12)
 SCENARIOS ?= default farm scale ssh
 
-.PHONY: bootstrap lab lab-down lab-status bench-scale bench bench-helpdesk test test-kernel lint unit molecule clean
+.PHONY: bootstrap lab lab-down lab-status bench-scale bench bench-helpdesk bench-metrics test test-kernel lint unit molecule clean
 
 bootstrap: $(STAMP)
 
@@ -73,6 +73,14 @@ bench-helpdesk: bootstrap
 	svpn loadtest --users 10000 --duration 1200 --during-settle 30 \
 		--during 'svpn helpdesk bench --runs 5 --json .lab/reports/helpdesk-bench-10000.json' \
 		--json .lab/reports/loadtest-helpdesk-10000.json
+
+## make bench-metrics: what a scrape of each exporter costs (wall time, CPU) while the load test holds 10,000
+## users on the lab farm (docs/benchmarks.md); not part of `make test`
+bench-metrics: bootstrap
+	svpn lab up
+	svpn loadtest --users 10000 --duration 1200 --during-settle 30 \
+		--during 'python -m svpn.metrics.bench --json .lab/reports/metrics-bench-10000.json' \
+		--json .lab/reports/loadtest-metrics-10000.json
 
 clean: lab-down
 	rm -rf $(VENV) .lab

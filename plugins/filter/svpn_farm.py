@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from svpn.access.pki.cert_policy import swanctl_cert_policy
 from svpn.farm import backends as farm
-from svpn.farm import host_code, role_facts, sas
+from svpn.farm import host_code, role_facts, sas, scrape
 from svpn.inventory import checks, management
 
 
@@ -22,6 +22,8 @@ class FilterModule:
             "svpn_sessions_ended_by_user": sas.sessions_ended_by_user,
             "svpn_ike_sa_count": sas.ike_sa_count,
             "svpn_package_files": host_code.package_files,
+            "svpn_distribution_files": host_code.distribution_files,
+            "svpn_host_addresses": scrape.host_addresses,
             "svpn_fact": role_facts.fact,
             "svpn_cert_policy": swanctl_cert_policy,
         }

@@ -28,6 +28,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "loadtest": {"lab", "access", "farm", "core"},
     "helpdesk": {"access", "farm", "core"},
     "report": {"helpdesk", "access", "inventory", "planning", "farm", "core"},
+    "metrics": {"helpdesk", "farm", "core"},
     "cli": {"report", "helpdesk", "loadtest", "lab", "access", "inventory", "planning", "farm", "core"},
 }
 TOP_LEVEL = {"svpn", "svpn.__main__"}  # the package's face (version) and `python -m svpn`

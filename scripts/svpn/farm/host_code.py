@@ -82,3 +82,26 @@ def package_files(module: str) -> list[dict[str, str]]:
         path = source_of(name)
         files.append({"path": path.relative_to(PACKAGE_DIR.parent).as_posix(), "content": path.read_text()})
     return sorted(files, key=lambda f: f["path"])
+
+
+def distribution_files(distribution: str) -> list[dict[str, str]]:
+    """``{"path", "content"}`` of the Python files of an installed distribution (a PyPI package the host's
+    distribution does not package, e.g. ``vici``), the path relative to its site directory: put that
+    directory on the host's ``sys.path``. Only pure-Python packages qualify."""
+    from importlib import metadata
+
+    try:
+        files = metadata.files(distribution)
+    except metadata.PackageNotFoundError:
+        raise SvpnError(f"distribution {distribution!r}: not installed beside the svpn package") from None
+    found = []
+    for file in files or []:
+        path = file.as_posix()
+        if ".dist-info/" in path or "__pycache__" in path or path.startswith(".."):
+            continue
+        if not path.endswith(".py"):
+            raise SvpnError(f"distribution {distribution!r}: {path} is not pure Python; cannot ship it")
+        found.append({"path": path, "content": file.read_text()})
+    if not found:
+        raise SvpnError(f"distribution {distribution!r}: no Python files recorded")
+    return sorted(found, key=lambda f: f["path"])

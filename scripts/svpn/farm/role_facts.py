@@ -11,6 +11,7 @@ from svpn.core.errors import SvpnError
 from svpn.farm.buckets import DEFAULT_BUCKETS
 from svpn.farm.facts import DEFAULT_NODE_STATE, NODE_STATES, POOL_RESERVED_ADDRESSES, TUNNEL_MODES
 from svpn.farm.lbhash import LB_HASH_SEED
+from svpn.farm.scrape import DEFAULT_EXPORTER_PORT
 
 FACTS: Mapping[str, object] = {
     "default_buckets": DEFAULT_BUCKETS,
@@ -19,6 +20,7 @@ FACTS: Mapping[str, object] = {
     "default_node_state": DEFAULT_NODE_STATE,
     "tunnel_modes": list(TUNNEL_MODES),
     "pool_reserved_addresses": POOL_RESERVED_ADDRESSES,
+    "exporter_port": DEFAULT_EXPORTER_PORT,
 }
 
 
