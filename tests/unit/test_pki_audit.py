@@ -8,14 +8,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from svpn_testing.pki import PASS, make_ca
-from test_users import ALL_YML, STAFF, Env
+from svpn_testing.pki import PASS
+import test_users
+from test_users import STAFF, Env
 
 from svpn.access.pki import audit
 from svpn.access.pki.cert_index import Index
 from svpn.access.pki.pkidir import PkiDir
 
 Run = Callable[..., tuple[int, str, str]]
+env = test_users.env  # the users tests' fixture: a temporary PKI, inventory, bundles and passwords file
 
 
 @pytest.fixture
@@ -23,16 +25,6 @@ def run(monkeypatch: pytest.MonkeyPatch, cli: Run) -> Run:
     monkeypatch.setenv("SVPN_CA_PASSPHRASE", PASS)
     monkeypatch.setenv("SVPN_OPERATOR", "kim.auditee")
     return cli
-
-
-@pytest.fixture
-def env(tmp_path: Path) -> Env:
-    make_ca(tmp_path / "pki")
-    inventory = tmp_path / "inventory"
-    (inventory / "group_vars").mkdir(parents=True)
-    (inventory / "group_vars" / "all.yml").write_text(ALL_YML)
-    (inventory / "hosts.yml").write_text("all: {}\n")
-    return Env(tmp_path, tmp_path / "pki", inventory, tmp_path / "b", tmp_path / "passwords.csv")
 
 
 def entries(pki: Path) -> list[audit.AuditEntry]:

@@ -8,21 +8,13 @@ from pathlib import Path
 
 import click
 
-from svpn.cli.options import path_option, vault_options
+from svpn.cli.options import farm_inventory_option, farm_pki_option, vault_options
 from svpn.core.ansible_inventory import VaultOptions
 from svpn.core.paths import repo_root
 from svpn.helpdesk.answers import Explanation, WhereisAnswer, to_json
 
-_inventory_option = path_option(
-    "--inventory",
-    "-i",
-    "inventory",
-    kind="dir",
-    help="The farm's inventory (default: inventories/lab, as ansible.cfg).",
-)
-_pki_option = path_option(
-    "--pki", "pki_dir", kind="dir", help="The PKI directory (default: the inventory's svpn_pki_dir)."
-)
+_inventory_option = farm_inventory_option
+_pki_option = farm_pki_option("pki_dir")
 _json_option = click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON.")
 
 

@@ -72,3 +72,20 @@ def audited(func: Callable[..., Any]) -> Callable[..., Any]:
         help="Why: recorded with the changes in the PKI's audit trail (audit.jsonl), beside the operator "
         "($SVPN_OPERATOR, else the user behind sudo, else the login name).",
     )(wrapper)
+
+
+# The farm's inventory and PKI, as the commands that read the live farm take them (status, report, helpdesk).
+farm_inventory_option = path_option(
+    "--inventory",
+    "-i",
+    "inventory",
+    kind="dir",
+    help="The farm's inventory (default: inventories/lab, as ansible.cfg); vault values need "
+    "--vault-password-file or --vault-id.",
+)
+
+
+def farm_pki_option(dest: str = "pki") -> Callable[..., Any]:
+    return path_option(
+        "--pki", dest, kind="dir", help="The PKI directory (default: the inventory's svpn_pki_dir)."
+    )

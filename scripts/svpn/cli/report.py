@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from svpn.cli.options import path_option, vault_options
+from svpn.cli.options import farm_inventory_option, farm_pki_option, path_option, vault_options
 from svpn.core.ansible_inventory import VaultOptions
 from svpn.core.errors import SvpnError
 from svpn.core.paths import repo_root
@@ -34,17 +34,11 @@ class FindingsReported(SvpnError):
 
 
 @click.command("report")
-@path_option(
-    "--inventory",
-    "-i",
-    kind="dir",
-    help="The farm's inventory (default: inventories/lab, as ansible.cfg); vault values need "
-    "--vault-password-file or --vault-id.",
-)
+@farm_inventory_option
 @path_option(
     "--out", kind="dir", required=True, help="Where report.html and report.md are written (made if absent)."
 )
-@path_option("--pki", kind="dir", help="The PKI directory (default: the inventory's svpn_pki_dir).")
+@farm_pki_option()
 @click.option(
     "--days",
     type=click.IntRange(min=0),

@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from svpn.access.pki.expiry import WARN_DAYS
-from svpn.cli.options import path_option, vault_options
+from svpn.cli.options import farm_inventory_option, farm_pki_option, vault_options
 from svpn.core.ansible_inventory import VaultOptions
 from svpn.core.errors import SvpnError
 from svpn.core.paths import repo_root
@@ -36,14 +36,8 @@ class ProblemsFound(SvpnError):
 
 
 @click.command("status")
-@path_option(
-    "--inventory",
-    "-i",
-    kind="dir",
-    help="The farm's inventory (default: inventories/lab, as ansible.cfg); vault values need "
-    "--vault-password-file or --vault-id.",
-)
-@path_option("--pki", kind="dir", help="The PKI directory (default: the inventory's svpn_pki_dir).")
+@farm_inventory_option
+@farm_pki_option()
 @click.option(
     "--days",
     type=click.IntRange(min=0),
