@@ -8,8 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from svpn_testing.pki import PASS
 import test_users
+from svpn_testing.pki import PASS
 from test_users import STAFF, Env
 
 from svpn.access.pki import audit
