@@ -48,6 +48,7 @@ VM_BASE_PACKAGES: tuple[str, ...] = (
 # Where the roles list the packages they install (a YAML vars file and its list variable).
 ROLE_PACKAGE_LISTS: tuple[tuple[str, str], ...] = (
     ("roles/concentrator/vars/main.yml", "concentrator_packages"),
+    ("roles/exporter/vars/main.yml", "exporter_packages"),  # the concentrator role includes the exporter
 )
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9]{0,7}$")
 MEMORY_RANGE_MIB = (256, 4096)
