@@ -24,6 +24,7 @@ class FilterModule:
             "svpn_package_files": host_code.package_files,
             "svpn_distribution_files": host_code.distribution_files,
             "svpn_host_addresses": scrape.host_addresses,
+            "svpn_exporter_address": scrape.exporter_address,
             "svpn_fact": role_facts.fact,
             "svpn_cert_policy": swanctl_cert_policy,
         }

@@ -253,3 +253,13 @@ def test_vici_is_shipped_as_pure_python() -> None:
 def test_monitoring_sources_are_every_address_of_the_monitoring_hosts() -> None:
     hostvars = {"app1": {"svpn_addresses": {"internal": "198.18.2.20", "inside": "198.18.3.20"}}, "x": {}}
     assert host_addresses(["app1", "x"], hostvars) == ["198.18.2.20", "198.18.3.20"]
+
+
+def test_the_exporter_listens_inside_or_on_a_lone_nodes_internal_network() -> None:
+    from svpn.farm.scrape import exporter_address
+
+    assert exporter_address({"public": "198.18.1.2", "inside": "198.18.3.11", "internal": "198.18.2.11"}) == (
+        "198.18.3.11"
+    )
+    assert exporter_address({"public": "198.18.11.10", "internal": "198.18.12.10"}) == "198.18.12.10"
+    assert exporter_address({"public": "198.18.11.10"}) == "" and exporter_address(None) == ""
