@@ -43,6 +43,12 @@ class VaultOptions:
     password_files: tuple[str, ...] = ()
     vault_ids: tuple[str, ...] = ()  # [LABEL@]SOURCE, as ansible-playbook --vault-id
 
+    def argv(self) -> list[str]:
+        """The options as ``ansible`` and ``ansible-playbook`` take them."""
+        return [f"--vault-password-file={f}" for f in self.password_files] + [
+            f"--vault-id={v}" for v in self.vault_ids
+        ]
+
 
 ANSIBLE_WAY = VaultOptions()  # no options: only what ansible.cfg and the environment name
 

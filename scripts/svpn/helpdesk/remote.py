@@ -72,8 +72,7 @@ def run(
     """Run *command* on the hosts of *inventory* that *pattern* selects; a result per host that Ansible
     tried (an empty mapping if the pattern selects none)."""
     argv = [_ansible(), "-i", os.fspath(inventory), pattern, "-m", "raw", "-a", command, "--forks", "50"]
-    argv += [f"--vault-password-file={f}" for f in vault.password_files]
-    argv += [f"--vault-id={v}" for v in vault.vault_ids]
+    argv += vault.argv()
     if extra_vars:
         argv += ["-e", json.dumps(dict(extra_vars))]
     env = {

@@ -218,8 +218,7 @@ class Helpdesk:
             str(playbook),
         ]
         argv += ["-e", f"users={user.id}", "-e", "reconnect=true"]
-        argv += [f"--vault-password-file={f}" for f in self.vault.password_files]
-        argv += [f"--vault-id={v}" for v in self.vault.vault_ids]
+        argv += self.vault.argv()
         done = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, cwd=repo_root())
         if done.returncode != 0:
             tail = " ".join(done.stdout.split()[-40:])

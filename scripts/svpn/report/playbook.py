@@ -97,8 +97,7 @@ def run_drift_play(
         "--forks",
         "50",
     ]
-    argv += [f"--vault-password-file={f}" for f in vault.password_files]
-    argv += [f"--vault-id={v}" for v in vault.vault_ids]
+    argv += vault.argv()
     root = repo_playbook().parent.parent
     env = {
         "ANSIBLE_ROLES_PATH": os.fspath(root / "roles"),
