@@ -27,7 +27,7 @@ ROLE_REVOCATION = "strict"  # concentrator_revocation's default (roles/concentra
 DRAIN_TABLE = "inet svpn_drain"  # roles/concentrator/tasks/drain.yml: the node refuses new IKE SAs
 
 
-def _part(name: str, command: str) -> str:
+def part(name: str, command: str) -> str:
     """Print a marker, run *command* with its errors on stdout, then a marker with its exit status (on a line
     of its own: a file's last line may lack its newline)."""
     return f"echo '{MARK}{name}'; {command} 2>&1; rc=$?; echo; echo \"{MARK}{name}-rc $rc\""
@@ -39,20 +39,20 @@ CONCENTRATOR_COMMAND = "; ".join(
     [
         f"echo '{MARK}inventory-state {{{{ concentrator_state | default(\"{DEFAULT_NODE_STATE}\") }}}}'",
         f"echo '{MARK}revocation {{{{ concentrator_revocation | default(\"{ROLE_REVOCATION}\") }}}}'",
-        _part("stats", f"timeout {ANSWER_SECONDS} swanctl --stats --raw"),
-        _part("pools", f"timeout {ANSWER_SECONDS} swanctl --list-pools --raw"),
-        _part("conns", f"timeout {ANSWER_SECONDS} swanctl --list-conns --raw"),
-        _part("tables", "nft list tables"),
+        part("stats", f"timeout {ANSWER_SECONDS} swanctl --stats --raw"),
+        part("pools", f"timeout {ANSWER_SECONDS} swanctl --list-pools --raw"),
+        part("conns", f"timeout {ANSWER_SECONDS} swanctl --list-conns --raw"),
+        part("tables", "nft list tables"),
     ]
 )
 LB_COMMAND = "; ".join(
     [
         f"echo '{MARK}public-vip {{{{ svpn_public_address }}}}'",
         f"echo '{MARK}inside-vip {{{{ svpn_lb_inside_address | default(\"\") }}}}'",
-        _part("now", "date +%s"),
-        _part("addresses", "ip -o -4 addr show"),
-        _part("daemons", f'for d in {" ".join(DAEMONS)}; do echo "$d $(systemctl is-active $d)"; done'),
-        _part("state", f"cat {STATE_FILE}"),
+        part("now", "date +%s"),
+        part("addresses", "ip -o -4 addr show"),
+        part("daemons", f'for d in {" ".join(DAEMONS)}; do echo "$d $(systemctl is-active $d)"; done'),
+        part("state", f"cat {STATE_FILE}"),
     ]
 )
 
@@ -62,6 +62,29 @@ class Part:
     value: str  # what follows the part's name on its marker line
     text: str  # the lines up to the next marker
     rc: int | None  # the exit status of its command (None: a part without a command, or cut short)
+
+
+# One Ansible run for both groups: each host templates the command of its own group (group_names).
+FARM_PATTERN = "concentrators:loadbalancers"
+
+
+def farm_command(lb_command: str, concentrator_command: str) -> str:
+    """One command for :data:`FARM_PATTERN`: an LB runs *lb_command*, a concentrator the other."""
+    return (
+        "{% if 'loadbalancers' in group_names %}"
+        + lb_command
+        + "{% else %}"
+        + concentrator_command
+        + "{% endif %}"
+    )
+
+
+def per_host(hosts: list[str], got: dict[str, HostResult] | str) -> dict[str, HostResult | None]:
+    """Each of *hosts*' answer from one run (None: Ansible did not try it); a run that failed as a whole
+    (*got* is its error) makes every host unreachable with that error."""
+    if isinstance(got, str):
+        return {h: HostResult(h, None, "", "", unreachable=True, message=got) for h in hosts}
+    return {h: got.get(h) for h in hosts}
 
 
 def parts(stdout: str) -> dict[str, Part]:

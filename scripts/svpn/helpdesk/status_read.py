@@ -19,9 +19,10 @@ from svpn.access.pki.expiry import CRL_WARN_DAYS, WARN_DAYS, expiry_warnings
 from svpn.core.ansible_inventory import ANSIBLE_WAY, AnsibleInventory, VaultOptions, read_inventory
 from svpn.core.errors import SvpnError
 from svpn.helpdesk import remote
+from svpn.helpdesk.answers import User
 from svpn.helpdesk.directory import users_of
 from svpn.helpdesk.status import FarmStatus, farm_status
-from svpn.helpdesk.status_hosts import CONCENTRATOR_COMMAND, LB_COMMAND
+from svpn.helpdesk.status_hosts import CONCENTRATOR_COMMAND, FARM_PATTERN, LB_COMMAND, farm_command, per_host
 from svpn.helpdesk.status_pki import EVERYTHING, PkiStatus, pki_status
 
 CONNECT_SECONDS = 10  # an SSH host that does not answer within this counts as unreachable
@@ -61,15 +62,7 @@ def _template(text: str, playbook_dir: Path, variables: dict[str, object]) -> st
     return result
 
 
-# One Ansible run for both groups: each host templates the command of its own group (group_names).
-FARM_PATTERN = "concentrators:loadbalancers"
-FARM_COMMAND = (
-    "{% if 'loadbalancers' in group_names %}"
-    + LB_COMMAND
-    + "{% else %}"
-    + CONCENTRATOR_COMMAND
-    + "{% endif %}"
-)
+FARM_COMMAND = farm_command(LB_COMMAND, CONCENTRATOR_COMMAND)
 
 
 def _run(
@@ -89,18 +82,14 @@ def _run(
         return str(err)
 
 
-def _per_host(
-    hosts: list[str], got: dict[str, remote.HostResult] | str
-) -> dict[str, remote.HostResult | None]:
-    if isinstance(got, str):
-        return {h: remote.HostResult(h, None, "", "", unreachable=True, message=got) for h in hosts}
-    return {h: got.get(h) for h in hosts}
-
-
-def read_pki(pki_dir: Path, now: dt.datetime, days: int, crl_days: int = CRL_WARN_DAYS) -> PkiStatus:
-    """The certificates' part from the PKI directory (files only: no passphrase)."""
+def read_pki(
+    pki_dir: Path, now: dt.datetime, days: int, crl_days: int = CRL_WARN_DAYS, users: list[User] | None = None
+) -> PkiStatus:
+    """The certificates' part from the PKI directory (files only: no passphrase); *users*: the index's, when
+    the caller has read them already."""
     items = expiry_warnings(pki_dir, now, EVERYTHING, EVERYTHING)
-    users = users_of(Index.load(pki_dir).certs, now)
+    if users is None:
+        users = users_of(Index.load(pki_dir).certs, now)
     return pki_status(str(pki_dir), items, users, now, days, crl_days)
 
 
@@ -128,8 +117,8 @@ def read_status(
     return farm_status(
         inventory=str(inventory),
         checked_at=clock.iso(now),
-        concentrators=_per_host(hosts.groups.get("concentrators", []), answers),
-        loadbalancers=_per_host(hosts.groups.get("loadbalancers", []), answers),
+        concentrators=per_host(hosts.groups.get("concentrators", []), answers),
+        loadbalancers=per_host(hosts.groups.get("loadbalancers", []), answers),
         pki=pki_part,
         pki_why=pki_why,
     )

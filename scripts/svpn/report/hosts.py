@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from svpn.helpdesk.status_hosts import CONCENTRATOR_COMMAND, LB_COMMAND, MARK, Part
+from svpn.helpdesk.status_hosts import CONCENTRATOR_COMMAND, LB_COMMAND, Part, farm_command, part
 
 LIST_SECONDS = 20  # `swanctl --list-sas` on a node with 10,000 SAs
 CONCENTRATOR_PACKAGES = (
@@ -26,11 +26,6 @@ CONCENTRATOR_PACKAGES = (
 )
 LB_PACKAGES = ("keepalived", "conntrackd", "nftables", "python3")
 SWANCTL_FILES = "/etc/swanctl/swanctl.conf /etc/swanctl/conf.d/*.conf"
-
-
-def part(name: str, command: str) -> str:
-    """A marked part of a host's answer, as `svpn status` prints them (its exit status on a marker line)."""
-    return f"echo '{MARK}{name}'; {command} 2>&1; rc=$?; echo; echo \"{MARK}{name}-rc $rc\""
 
 
 def _packages(names: tuple[str, ...]) -> str:
@@ -62,15 +57,7 @@ CONCENTRATOR_REPORT_COMMAND = "; ".join(
     ]
 )
 LB_REPORT_COMMAND = "; ".join([LB_COMMAND, _RELEASE, part("packages", _packages(LB_PACKAGES))])
-# One Ansible run for both groups: each host templates its own group's command.
-FARM_PATTERN = "concentrators:loadbalancers"
-FARM_REPORT_COMMAND = (
-    "{% if 'loadbalancers' in group_names %}"
-    + LB_REPORT_COMMAND
-    + "{% else %}"
-    + CONCENTRATOR_REPORT_COMMAND
-    + "{% endif %}"
-)
+FARM_REPORT_COMMAND = farm_command(LB_REPORT_COMMAND, CONCENTRATOR_REPORT_COMMAND)
 
 
 def parse_packages(part_: Part | None) -> dict[str, str]:

@@ -18,6 +18,7 @@ from svpn.core.ansible_inventory import ANSIBLE_WAY, VaultOptions, read_inventor
 from svpn.core.errors import SvpnError
 from svpn.helpdesk import remote
 from svpn.helpdesk.directory import users_of
+from svpn.helpdesk.status_hosts import FARM_PATTERN, per_host
 from svpn.helpdesk.status_read import CONNECT_SECONDS, pki_dir_of, read_pki
 from svpn.planning.defaults import DEFAULT_LIMIT_SOURCES, DEFAULT_LIMITS
 from svpn.report import hosts, playbook
@@ -26,22 +27,16 @@ from svpn.report.model import Audit, Inputs, Report, build_report
 Step = Callable[[str], None]  # told each step's name as it starts
 
 
-def read_audit(pki_dir: Path | None, why: str = "") -> Audit:
-    """The PKI's audit trail and whether its hash chain verifies (svpn.access.pki.audit)."""
+def read_audit(pki_dir: Path | None, why: str = "", head: dict[str, Any] | None = None) -> Audit:
+    """The PKI's audit trail and whether its hash chain verifies (svpn.access.pki.audit), the chain checked
+    against *head*, the newest entry index.json records (a log cut short after it is found too)."""
     if pki_dir is None:
         return Audit(False, "", (), False, None, why or "no PKI directory")
     path = audit.audit_path(pki_dir)
-    try:  # the newest entry index.json records: a log cut short after it is found too
-        head = Index.load(pki_dir).audit_head
-    except SvpnError:
-        head = {}
-    check = audit.verify_chain(path, head)
-    try:
-        entries = tuple(audit.read_entries(path))
-    except SvpnError as err:
-        entries, problem = (), str(err)
-        return Audit(True, str(path), entries, False, check.first_bad, check.problem or problem)
-    return Audit(True, str(path), entries, check.ok, check.first_bad, check.problem)
+    entries, check = audit.read_log(path, head)
+    if entries is None:
+        return Audit(True, str(path), (), False, check.first_bad, check.problem)
+    return Audit(True, str(path), tuple(entries), check.ok, check.first_bad, check.problem)
 
 
 def planned_limit(all_vars: dict[str, Any]) -> tuple[int, str]:
@@ -84,7 +79,7 @@ def read_report(
         try:
             answers: dict[str, remote.HostResult] | str = remote.run_here(
                 inventory,
-                hosts.FARM_PATTERN,
+                FARM_PATTERN,
                 hosts.FARM_REPORT_COMMAND,
                 vault=vault,
                 extra_vars={"ansible_ssh_timeout": CONNECT_SECONDS},
@@ -95,16 +90,17 @@ def read_report(
         timings["hosts"] = time.monotonic() - started
         step("certificates")
         started = time.monotonic()
-        pki_dir, pki_status, pki_why, users, records = None, None, "", [], []
+        pki_dir, pki_status, pki_why, users, records, head = None, None, "", [], [], {}
         try:
             pki_dir = pki if pki is not None else pki_dir_of(inventory, read)
-            pki_status = read_pki(pki_dir, now, days)
-            records = Index.load(pki_dir).certs
+            index = Index.load(pki_dir)  # read once: the access section, the PKI's status, the audit head
+            records, head = index.certs, index.audit_head
             users = users_of(records, now)
+            pki_status = read_pki(pki_dir, now, days, users=users)
         except SvpnError as err:
             pki_why = str(err)
         step("audit trail")
-        audit = read_audit(pki_dir, pki_why)
+        audit = read_audit(pki_dir, pki_why, head)
         timings["pki"] = time.monotonic() - started
         step("drift play")
         checks, failed, play_why, play_seconds = (
@@ -118,8 +114,8 @@ def read_report(
         Inputs(
             inventory=str(inventory),
             now=now,
-            concentrators=_per_host(names["concentrators"], answers),
-            loadbalancers=_per_host(names["loadbalancers"], answers),
+            concentrators=per_host(names["concentrators"], answers),
+            loadbalancers=per_host(names["loadbalancers"], answers),
             hostvars=read.hostvars,
             all_vars=read.all_vars,
             pki=pki_status,
@@ -137,11 +133,3 @@ def read_report(
     )
     report.timings.update(timings)
     return report
-
-
-def _per_host(
-    names: list[str], got: dict[str, remote.HostResult] | str
-) -> dict[str, remote.HostResult | None]:
-    if isinstance(got, str):
-        return {h: remote.HostResult(h, None, "", "", unreachable=True, message=got) for h in names}
-    return {h: got.get(h) for h in names}

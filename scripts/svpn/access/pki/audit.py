@@ -202,8 +202,16 @@ def read_entries(path: Path) -> list[AuditEntry]:
 
 def verify_chain(path: Path, head: Mapping[str, Any] | None = None) -> ChainCheck:
     """Recompute the chain. *head* (``{"seq", "hash"}``, as index.json keeps it) must be in the log."""
+    return read_log(path, head)[1]
+
+
+def read_log(path: Path, head: Mapping[str, Any] | None = None) -> tuple[list[AuditEntry] | None, ChainCheck]:
+    """Every entry (None when a line is not an entry) and the chain's verdict (:func:`verify_chain`), from
+    one read of the log: the entries past a broken link are still read, for a report to show."""
     if not path.exists():
-        return _check_head(0, GENESIS, {}, head)
+        return [], _check_head(0, GENESIS, {}, head)
+    entries: list[AuditEntry] = []
+    check: ChainCheck | None = None
     prev, count, hashes = GENESIS, 0, {}
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
@@ -213,22 +221,37 @@ def verify_chain(path: Path, head: Mapping[str, Any] | None = None) -> ChainChec
             fields = json.loads(line)
             entry = _entry(fields)
         except (ValueError, TypeError, KeyError) as err:
-            return ChainCheck(False, count, count, f"line {number} is not an audit entry ({err.__class__.__name__})")
-        if entry.seq != count:
-            return ChainCheck(False, count, count, f"entry {count} says seq {entry.seq}: an entry is missing or moved")
-        if entry.prev != prev:
-            return ChainCheck(False, count, count, f"entry {count} does not follow entry {count - 1}'s hash")
-        if entry_hash(fields) != entry.hash:
-            return ChainCheck(False, count, count, f"entry {count} was changed after it was written")
-        prev = hashes[entry.seq] = entry.hash
-    return _check_head(count, prev, hashes, head)
+            problem = f"line {number} is not an audit entry ({err.__class__.__name__})"
+            return None, check or ChainCheck(False, count, count, problem)
+        entries.append(entry)
+        if check is None:
+            check = _link_problem(entry, fields, count, prev)
+            prev = hashes[entry.seq] = entry.hash
+    return entries, check or _check_head(count, prev, hashes, head)
 
 
-def _check_head(count: int, last: str, hashes: Mapping[int, str], head: Mapping[str, Any] | None) -> ChainCheck:
+def _link_problem(entry: AuditEntry, fields: Mapping[str, Any], count: int, prev: str) -> ChainCheck | None:
+    """What is wrong with entry number *count* of the chain, following the hash *prev*; None if nothing."""
+    if entry.seq != count:
+        return ChainCheck(
+            False, count, count, f"entry {count} says seq {entry.seq}: an entry is missing or moved"
+        )
+    if entry.prev != prev:
+        return ChainCheck(False, count, count, f"entry {count} does not follow entry {count - 1}'s hash")
+    if entry_hash(fields) != entry.hash:
+        return ChainCheck(False, count, count, f"entry {count} was changed after it was written")
+    return None
+
+
+def _check_head(
+    count: int, last: str, hashes: Mapping[int, str], head: Mapping[str, Any] | None
+) -> ChainCheck:
     if head and int(head.get("seq", 0)) > 0:
         seq, want = int(head["seq"]), str(head.get("hash", ""))
         if seq > count:
-            return ChainCheck(False, count, count + 1, f"the log ends at entry {count}; index.json records entry {seq}")
+            return ChainCheck(
+                False, count, count + 1, f"the log ends at entry {count}; index.json records entry {seq}"
+            )
         if hashes.get(seq) != want:
             return ChainCheck(False, count, seq, f"entry {seq} is not the one index.json records")
     return ChainCheck(True, count, head=last)
