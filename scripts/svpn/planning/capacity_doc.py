@@ -60,9 +60,11 @@ def farm_capacity(plan: Plan) -> int:
     return min(by_limits, by_pools)
 
 
-def headroom_percent(plan: Plan, users: int) -> float:
+def headroom_percent(plan: Plan, users: int, capacity: int | None = None) -> float:
+    """The farm's headroom at *users*; *capacity*: :func:`farm_capacity`, when the caller has it (a chart
+    asks at every sample, and the capacity does not change)."""
     concurrent = math.ceil(users * frac(plan.input.concurrency_percent) / 100)
-    return (farm_capacity(plan) / max(concurrent, 1) - 1) * 100
+    return ((farm_capacity(plan) if capacity is None else capacity) / max(concurrent, 1) - 1) * 100
 
 
 def nodes_needed(inp: PlanInput, users: int) -> int:
@@ -160,7 +162,10 @@ def render_svg(plan: Plan) -> str:
         if steps:
             steps.append((x, steps[-1][1]))
         steps.append((x, top.y(count)))
-    headroom = [(_x(users, x_max), bottom.y(headroom_percent(plan, max(users, 1)))) for users in samples]
+    capacity = farm_capacity(plan)
+    headroom = [
+        (_x(users, x_max), bottom.y(headroom_percent(plan, max(users, 1), capacity))) for users in samples
+    ]
     planned_x = _x(inp.users, x_max)
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
